@@ -1,0 +1,62 @@
+#include "listener.hpp"
+
+#include "http_session.hpp"
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <spdlog/spdlog.h>
+
+namespace rendezvous::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& state)
+    : ioc_(ioc), acceptor_(net::make_strand(ioc)), backoff_(acceptor_.get_executor()), state_(state) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  if (endpoint.address().is_v6()) acceptor_.set_option(net::ip::v6_only(false));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(net::socket_base::max_listen_connections);
+}
+
+tcp::endpoint listener::local_endpoint() const { return acceptor_.local_endpoint(); }
+
+void listener::run() { net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); }); }
+
+void listener::stop() {
+  net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    boost::system::error_code ignored;
+    self->acceptor_.close(ignored);
+    self->backoff_.cancel();
+  });
+}
+
+void listener::do_accept() {
+  // Each connection gets its own strand: its handlers never run concurrently.
+  acceptor_.async_accept(net::make_strand(ioc_), boost::beast::bind_front_handler(&listener::on_accept,
+                                                                                  shared_from_this()));
+}
+
+void listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {
+  if (!acceptor_.is_open()) return;
+  if (ec) {
+    spdlog::warn("accept failed: {}", ec.message());
+    if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+      // Out of file descriptors: pause instead of spinning on the same error.
+      backoff_.expires_after(std::chrono::milliseconds(50));
+      backoff_.async_wait([self = shared_from_this()](boost::beast::error_code wait_ec) {
+        if (!wait_ec) self->do_accept();
+      });
+      return;
+    }
+  } else {
+    socket.set_option(tcp::no_delay(true), ec);
+    std::make_shared<http_session>(std::move(socket), state_)->run();
+  }
+  do_accept();
+}
+
+}  // namespace rendezvous::server

@@ -1,0 +1,35 @@
+#pragma once
+// Accepts TCP connections, each onto a fresh strand, and starts an
+// http_session for it. Keeps accepting after errors (with a short pause when
+// out of file descriptors, so it does not spin).
+#include "server_state.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include <memory>
+
+namespace rendezvous::server {
+
+class listener : public std::enable_shared_from_this<listener> {
+ public:
+  // Binds and listens; throws boost::system::system_error if it cannot.
+  listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, server_state& state);
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  void run();
+  void stop();  // posts: closes the acceptor
+
+ private:
+  void do_accept();
+  void on_accept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context& ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer backoff_;
+  server_state& state_;
+};
+
+}  // namespace rendezvous::server

@@ -1,0 +1,55 @@
+#include "server_state.hpp"
+
+#include "websocket_session.hpp"
+
+#include <vector>
+
+namespace rendezvous::server {
+
+bool server_state::try_add_connection() noexcept {
+  if (connections_.fetch_add(1) >= settings_.max_connections) {
+    connections_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+void server_state::remove_connection() noexcept { connections_.fetch_sub(1); }
+
+void server_state::track(const std::shared_ptr<websocket_session>& s) {
+  std::lock_guard lock(sessions_mu_);
+  sessions_.emplace(s.get(), s);
+}
+
+void server_state::untrack(const websocket_session* s) {
+  std::function<void()> idle;
+  {
+    std::lock_guard lock(sessions_mu_);
+    sessions_.erase(s);
+    if (sessions_.empty() && on_idle_) idle = std::exchange(on_idle_, nullptr);
+  }
+  if (idle) idle();
+}
+
+void server_state::begin_drain(std::function<void()> on_idle) {
+  draining_.store(true);
+  registry_.close_joins();
+  std::vector<std::weak_ptr<websocket_session>> all;
+  std::function<void()> idle;
+  {
+    std::lock_guard lock(sessions_mu_);
+    for (auto& [_, weak] : sessions_) all.push_back(weak);
+    if (sessions_.empty())
+      idle = std::move(on_idle);
+    else
+      on_idle_ = std::move(on_idle);
+  }
+  // Outside the lock: shutdown() posts, and a dropped last reference must not
+  // run a destructor (which untracks) while we hold sessions_mu_.
+  for (auto& weak : all)
+    if (auto s = weak.lock()) s->shutdown();
+  all.clear();
+  if (idle) idle();
+}
+
+}  // namespace rendezvous::server

@@ -1,0 +1,71 @@
+#pragma once
+// What every connection of one server process shares: settings, metrics, the
+// room registry and the drain state. Owned by main; outlives the io_context's
+// handlers.
+#include "metrics.hpp"
+#include "room_registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace rendezvous::server {
+
+class websocket_session;
+
+// The per-connection settings sessions need, taken from config by main.
+struct session_settings {
+  std::size_t max_message_bytes = 65536;
+  std::size_t max_connections = 100000;
+  double rate_limit_per_s = 50;
+  double rate_limit_burst = 200;
+  std::size_t rate_limit_strikes = 20;
+  std::chrono::milliseconds ping_interval{20000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::size_t outbound_max_messages = 256;
+  std::size_t outbound_max_bytes = 1 << 20;
+  nlohmann::json ice_servers = nlohmann::json::array();  // welcome.iceServers
+};
+
+class server_state {
+ public:
+  server_state(session_settings settings, metrics& m, room_registry& registry)
+      : settings_(std::move(settings)), metrics_(m), registry_(registry) {}
+
+  const session_settings& settings() const noexcept { return settings_; }
+  metrics& stats() noexcept { return metrics_; }
+  room_registry& registry() noexcept { return registry_; }
+
+  bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+  bool over_capacity() const noexcept { return connections_.load() >= settings_.max_connections; }
+
+  // Counts a WebSocket connection against max_connections; false when full.
+  bool try_add_connection() noexcept;
+  void remove_connection() noexcept;
+
+  // Live sessions, so a drain can close every one of them.
+  void track(const std::shared_ptr<websocket_session>& s);
+  void untrack(const websocket_session* s);
+
+  // Starts the drain: joins refused, every session closed with 1001.
+  // `on_idle` runs (once, on some io thread) when the last session is gone.
+  void begin_drain(std::function<void()> on_idle);
+
+ private:
+  session_settings settings_;
+  metrics& metrics_;
+  room_registry& registry_;
+  std::atomic<bool> draining_{false};
+  std::atomic<std::size_t> connections_{0};
+
+  std::mutex sessions_mu_;
+  std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>> sessions_;
+  std::function<void()> on_idle_;  // guarded by sessions_mu_
+};
+
+}  // namespace rendezvous::server
