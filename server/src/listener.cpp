@@ -13,8 +13,9 @@ namespace rendezvous::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& state)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), backoff_(acceptor_.get_executor()), state_(state) {
+listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& state,
+                   net::ssl::context* tls)
+    : ioc_(ioc), acceptor_(net::make_strand(ioc)), backoff_(acceptor_.get_executor()), state_(state), tls_(tls) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
   if (endpoint.address().is_v6()) acceptor_.set_option(net::ip::v6_only(false));
@@ -54,7 +55,7 @@ void listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {
     }
   } else {
     socket.set_option(tcp::no_delay(true), ec);
-    std::make_shared<http_session>(std::move(socket), state_)->run();
+    start_http_session(std::move(socket), state_, tls_);
   }
   do_accept();
 }

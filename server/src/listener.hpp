@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 
@@ -16,7 +17,9 @@ namespace rendezvous::server {
 class listener : public std::enable_shared_from_this<listener> {
  public:
   // Binds and listens; throws boost::system::system_error if it cannot.
-  listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, server_state& state);
+  // `tls` non-null: every connection is https/wss with that context.
+  listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, server_state& state,
+           boost::asio::ssl::context* tls = nullptr);
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void run();
@@ -30,6 +33,7 @@ class listener : public std::enable_shared_from_this<listener> {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
   server_state& state_;
+  boost::asio::ssl::context* tls_;
 };
 
 }  // namespace rendezvous::server

@@ -16,12 +16,12 @@ bool server_state::try_add_connection() noexcept {
 
 void server_state::remove_connection() noexcept { connections_.fetch_sub(1); }
 
-void server_state::track(const std::shared_ptr<websocket_session>& s) {
+void server_state::track(const std::shared_ptr<session_base>& s) {
   std::lock_guard lock(sessions_mu_);
   sessions_.emplace(s.get(), s);
 }
 
-void server_state::untrack(const websocket_session* s) {
+void server_state::untrack(const session_base* s) {
   std::function<void()> idle;
   {
     std::lock_guard lock(sessions_mu_);
@@ -34,7 +34,7 @@ void server_state::untrack(const websocket_session* s) {
 void server_state::begin_drain(std::function<void()> on_idle) {
   draining_.store(true);
   registry_.close_joins();
-  std::vector<std::weak_ptr<websocket_session>> all;
+  std::vector<std::weak_ptr<session_base>> all;
   std::function<void()> idle;
   {
     std::lock_guard lock(sessions_mu_);

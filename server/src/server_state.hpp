@@ -16,7 +16,7 @@
 
 namespace rendezvous::server {
 
-class websocket_session;
+class session_base;
 
 // The per-connection settings sessions need, taken from config by main.
 struct session_settings {
@@ -49,8 +49,8 @@ class server_state {
   void remove_connection() noexcept;
 
   // Live sessions, so a drain can close every one of them.
-  void track(const std::shared_ptr<websocket_session>& s);
-  void untrack(const websocket_session* s);
+  void track(const std::shared_ptr<session_base>& s);
+  void untrack(const session_base* s);
 
   // Starts the drain: joins refused, every session closed with 1001.
   // `on_idle` runs (once, on some io thread) when the last session is gone.
@@ -64,7 +64,7 @@ class server_state {
   std::atomic<std::size_t> connections_{0};
 
   std::mutex sessions_mu_;
-  std::unordered_map<const websocket_session*, std::weak_ptr<websocket_session>> sessions_;
+  std::unordered_map<const session_base*, std::weak_ptr<session_base>> sessions_;
   std::function<void()> on_idle_;  // guarded by sessions_mu_
 };
 

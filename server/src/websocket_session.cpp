@@ -44,7 +44,8 @@ const char* kind_name(leave_kind kind) {
 }
 }  // namespace
 
-websocket_session::websocket_session(beast::tcp_stream&& stream, server_state& state)
+template <class Stream>
+websocket_session<Stream>::websocket_session(Stream&& stream, server_state& state)
     : ws_(std::move(stream)),
       state_(state),
       close_timer_(ws_.get_executor()),
@@ -54,15 +55,17 @@ websocket_session::websocket_session(beast::tcp_stream&& stream, server_state& s
   if (!ec) remote_ = format_endpoint(ep);
 }
 
-websocket_session::~websocket_session() {
+template <class Stream>
+websocket_session<Stream>::~websocket_session() {
   if (self_ && !left_) state_.registry().leave(*self_, leave_kind::dropped);
   if (counted_) state_.remove_connection();
   state_.untrack(this);
 }
 
-void websocket_session::run(beast::http::request<beast::http::string_body> req, protocol::endpoint target) {
+template <class Stream>
+void websocket_session<Stream>::run(beast::http::request<beast::http::string_body> req, protocol::endpoint target) {
   // Runs on the strand the listener gave the socket.
-  state_.track(shared_from_this());
+  state_.track(this->shared_from_this());
   target_ = std::move(target);
   const auto& s = state_.settings();
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
@@ -75,10 +78,11 @@ void websocket_session::run(beast::http::request<beast::http::string_body> req, 
       [](websocket::response_type& res) { res.set(beast::http::field::server, "rendezvous"); }));
   ws_.read_message_max(s.max_message_bytes);
   ws_.auto_fragment(false);
-  ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, shared_from_this()));
+  ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
 }
 
-void websocket_session::on_accept(beast::error_code ec) {
+template <class Stream>
+void websocket_session<Stream>::on_accept(beast::error_code ec) {
   if (ec) {
     spdlog::debug("websocket handshake failed remote={} error={}", remote_, ec.message());
     return;
@@ -96,9 +100,10 @@ void websocket_session::on_accept(beast::error_code ec) {
   do_read();  // also needed to complete a refusal's closing handshake
 }
 
-void websocket_session::join() {
+template <class Stream>
+void websocket_session<Stream>::join() {
   join_request request;
-  request.link = weak_from_this();
+  request.link = this->weak_from_this();
   if (target_.kind == protocol::endpoint_kind::room) {
     request.mode = protocol::peer_mode::room;
     if (!protocol::is_valid_name(target_.name))
@@ -140,18 +145,21 @@ void websocket_session::join() {
   for (auto& msg : granted->held) enqueue(std::move(msg));
 }
 
-void websocket_session::refuse(error_code code, std::string message) {
+template <class Stream>
+void websocket_session<Stream>::refuse(error_code code, std::string message) {
   spdlog::info("refuse path={} remote={} code={} reason=\"{}\"", target_.name, remote_, protocol::to_string(code),
                message);
   reply_error(code, message);
   end(leave_kind::closed, protocol::close_code_for(code), /*flush=*/true);
 }
 
-void websocket_session::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+template <class Stream>
+void websocket_session<Stream>::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&websocket_session::on_read, this->shared_from_this()));
 }
 
-void websocket_session::on_read(beast::error_code ec, std::size_t bytes) {
+template <class Stream>
+void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) {
     if (!left_) {
       leave_kind kind = leave_kind::dropped;
@@ -194,7 +202,8 @@ void websocket_session::on_read(beast::error_code ec, std::size_t bytes) {
   do_read();
 }
 
-void websocket_session::handle_frame(std::string_view text) {
+template <class Stream>
+void websocket_session<Stream>::handle_frame(std::string_view text) {
   auto frame = protocol::scan_frame(text);
   if (!frame) return reply_error(error_code::bad_message, frame.error().message);
   if (!self_) return;  // refused; waiting for the close to complete
@@ -230,18 +239,21 @@ void websocket_session::handle_frame(std::string_view text) {
   }
 }
 
-void websocket_session::reply_error(error_code code, std::string_view message, std::string_view id) {
+template <class Stream>
+void websocket_session<Stream>::reply_error(error_code code, std::string_view message, std::string_view id) {
   state_.stats().error(code).Increment();
   enqueue(make_message(protocol::make_error(code, message, id)));
 }
 
-void websocket_session::deliver(shared_message msg) {
+template <class Stream>
+void websocket_session<Stream>::deliver(shared_message msg) {
   // Any thread. The handler keeps the session alive until it runs on the strand.
   net::post(ws_.get_executor(),
-            [self = shared_from_this(), msg = std::move(msg)]() mutable { self->on_deliver(std::move(msg)); });
+            [self = this->shared_from_this(), msg = std::move(msg)]() mutable { self->on_deliver(std::move(msg)); });
 }
 
-void websocket_session::on_deliver(shared_message msg) {
+template <class Stream>
+void websocket_session<Stream>::on_deliver(shared_message msg) {
   if (left_) {
     // The connection is over; a dropped peer may still resume and get it.
     if (self_ && leave_kind_ == leave_kind::dropped)
@@ -253,7 +265,8 @@ void websocket_session::on_deliver(shared_message msg) {
   enqueue(std::move(msg));
 }
 
-void websocket_session::enqueue(shared_message msg) {
+template <class Stream>
+void websocket_session<Stream>::enqueue(shared_message msg) {
   if (closing_ && !flush_before_close_) {
     state_.stats().dropped(drop_reason::closed).Increment();
     return;
@@ -271,14 +284,16 @@ void websocket_session::enqueue(shared_message msg) {
   if (!writing_) do_write();
 }
 
-void websocket_session::do_write() {
+template <class Stream>
+void websocket_session<Stream>::do_write() {
   writing_ = true;
   ws_.text(true);
   ws_.async_write(net::buffer(*queue_.front()),
-                  beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+                  beast::bind_front_handler(&websocket_session::on_write, this->shared_from_this()));
 }
 
-void websocket_session::on_write(beast::error_code ec, std::size_t bytes) {
+template <class Stream>
+void websocket_session<Stream>::on_write(beast::error_code ec, std::size_t bytes) {
   writing_ = false;
   if (ec || queue_.empty()) {
     // The read side sees the failure too and ends the membership.
@@ -291,7 +306,8 @@ void websocket_session::on_write(beast::error_code ec, std::size_t bytes) {
   if (closing_ && !close_started_) do_close();
 }
 
-void websocket_session::end(leave_kind kind, close_code code, bool flush) {
+template <class Stream>
+void websocket_session<Stream>::end(leave_kind kind, close_code code, bool flush) {
   if (closing_) return;
   closing_ = code;
   flush_before_close_ = flush;
@@ -315,7 +331,7 @@ void websocket_session::end(leave_kind kind, close_code code, bool flush) {
   // Bound the whole closing handshake, including a write stuck on a peer
   // that does not read: after the handshake timeout the socket is closed.
   close_timer_.expires_after(state_.settings().handshake_timeout);
-  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (!ec) {
       beast::error_code ignored;
       beast::get_lowest_layer(self->ws_).socket().close(ignored);
@@ -324,18 +340,21 @@ void websocket_session::end(leave_kind kind, close_code code, bool flush) {
   if (!writing_) do_close();
 }
 
-void websocket_session::do_close() {
+template <class Stream>
+void websocket_session<Stream>::do_close() {
   close_started_ = true;
   ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(*closing_)),
-                  beast::bind_front_handler(&websocket_session::on_close, shared_from_this()));
+                  beast::bind_front_handler(&websocket_session::on_close, this->shared_from_this()));
 }
 
-void websocket_session::on_close(beast::error_code) {
+template <class Stream>
+void websocket_session<Stream>::on_close(beast::error_code) {
   // The pending read completes too and releases the session.
   close_timer_.cancel();
 }
 
-void websocket_session::leave_registry(leave_kind kind, std::deque<shared_message> unsent) {
+template <class Stream>
+void websocket_session<Stream>::leave_registry(leave_kind kind, std::deque<shared_message> unsent) {
   left_ = true;
   leave_kind_ = kind;
   if (!self_) return;
@@ -346,19 +365,24 @@ void websocket_session::leave_registry(leave_kind kind, std::deque<shared_messag
                remote_, kind_name(kind));
 }
 
-void websocket_session::replaced() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
+template <class Stream>
+void websocket_session<Stream>::replaced() {
+  net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // The registry already gave the place to the new connection; leaving with
     // this (old) epoch hands it what this one had not written.
     if (!self->left_) self->end(leave_kind::dropped, close_code::id_taken, /*flush=*/false);
   });
 }
 
-void websocket_session::shutdown() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
+template <class Stream>
+void websocket_session<Stream>::shutdown() {
+  net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // Before the handshake completes, on_accept sees the drain and refuses.
     if (self->accepted_ && !self->closing_) self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
   });
 }
+
+template class websocket_session<plain_stream>;
+template class websocket_session<tls_stream>;
 
 }  // namespace rendezvous::server

@@ -18,16 +18,32 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <deque>
 #include <optional>
 
 namespace rendezvous::server {
 
-class websocket_session final : public peer_link, public std::enable_shared_from_this<websocket_session> {
+// What the server keeps of every live session, whatever its transport.
+class session_base : public peer_link {
  public:
-  websocket_session(boost::beast::tcp_stream&& stream, server_state& state);
+  // Server drain: close with 1001 once what is queued is written. Any thread.
+  virtual void shutdown() = 0;
+};
+
+using plain_stream = boost::beast::tcp_stream;
+using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// Stream is plain_stream (ws://) or tls_stream (wss://); both are instantiated
+// in websocket_session.cpp.
+template <class Stream>
+class websocket_session final : public session_base,
+                                public std::enable_shared_from_this<websocket_session<Stream>> {
+ public:
+  websocket_session(Stream&& stream, server_state& state);
   ~websocket_session() override;
 
   // Accepts the upgrade in `req` for the endpoint it names.
@@ -35,8 +51,7 @@ class websocket_session final : public peer_link, public std::enable_shared_from
 
   void deliver(shared_message msg) override;
   void replaced() override;
-  // Server drain: close with 1001 once what is queued is written.
-  void shutdown();
+  void shutdown() override;
 
  private:
   void on_accept(boost::beast::error_code ec);
@@ -60,9 +75,11 @@ class websocket_session final : public peer_link, public std::enable_shared_from
   void on_close(boost::beast::error_code ec);
   void leave_registry(leave_kind kind, std::deque<shared_message> unsent = {});
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<Stream> ws_;
   server_state& state_;
   std::string remote_;
+  std::string origin_;         // Origin header of the upgrade, if any
+  std::string authorization_;  // Authorization header of the upgrade, if any
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer close_timer_;
   protocol::endpoint target_;
