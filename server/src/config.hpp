@@ -20,40 +20,40 @@ namespace rendezvous::server {
 // Every field is named exactly as its setting. The initializers here are the
 // defaults; the settings table reads them, so they are written only once.
 struct config {
-    // Network and process
-    std::string listen_host = "0.0.0.0";  // IP literal, IPv6 without brackets
-    std::uint16_t listen_port = 8080;     // 0: the OS picks a free port
-    unsigned threads = 0;                 // 0: std::thread::hardware_concurrency()
+  // Network and process
+  std::string listen_host = "0.0.0.0";  // IP literal, IPv6 without brackets
+  std::uint16_t listen_port = 8080;     // 0: the OS picks a free port
+  unsigned threads = 0;                 // 0: std::thread::hardware_concurrency()
 
-    // Rooms and sessions
-    std::uint32_t reconnect_grace_ms = 15000;  // 0: a dropped peer leaves at once
-    std::size_t max_peers_per_room = 16;
-    std::size_t max_message_bytes = 65536;
-    std::size_t max_rooms = 100000;
-    std::size_t max_connections = 100000;
+  // Rooms and sessions
+  std::uint32_t reconnect_grace_ms = 15000;  // 0: a dropped peer leaves at once
+  std::size_t max_peers_per_room = 16;
+  std::size_t max_message_bytes = 65536;
+  std::size_t max_rooms = 100000;
+  std::size_t max_connections = 100000;
 
-    // Token bucket per connection; rate 0 disables it
-    double rate_limit_per_s = 50;
-    double rate_limit_burst = 200;
-    std::size_t rate_limit_strikes = 20;
+  // Token bucket per connection; rate 0 disables it
+  double rate_limit_per_s = 50;
+  double rate_limit_burst = 200;
+  std::size_t rate_limit_strikes = 20;
 
-    // Timers
-    std::uint32_t ping_interval_ms = 20000;
-    std::uint32_t handshake_timeout_ms = 10000;
-    std::uint32_t drain_timeout_ms = 10000;
+  // Timers
+  std::uint32_t ping_interval_ms = 20000;
+  std::uint32_t handshake_timeout_ms = 10000;
+  std::uint32_t drain_timeout_ms = 10000;
 
-    // Memory bounds per connection
-    std::size_t outbound_max_messages = 256;
-    std::size_t outbound_max_bytes = 1048576;
-    std::size_t held_max_messages = 64;
-    std::size_t held_max_bytes = 262144;
+  // Memory bounds per connection
+  std::size_t outbound_max_messages = 256;
+  std::size_t outbound_max_bytes = 1048576;
+  std::size_t held_max_messages = 64;
+  std::size_t held_max_bytes = 262144;
 
-    // ICE servers advertised in welcome.iceServers
-    std::vector<std::string> stun_uris;
+  // ICE servers advertised in welcome.iceServers
+  std::vector<std::string> stun_uris;
 
-    // Logging: lower-case names, as spdlog::level::from_str expects
-    std::string log_level = "info";   // trace|debug|info|warn|error|off
-    std::string log_format = "text";  // text|json
+  // Logging: lower-case names, as spdlog::level::from_str expects
+  std::string log_level = "info";   // trace|debug|info|warn|error|off
+  std::string log_format = "text";  // text|json
 };
 
 // How a setting is written in the generated config file (JSON type).
@@ -61,20 +61,20 @@ enum class setting_kind { string, integer, number, list };
 
 // One row of the settings table.
 struct setting {
-    std::string name;        // config key; flag and env var derive from it
-    std::string value_name;  // placeholder in --help, e.g. HOST:PORT
-    std::string help;        // one line, no trailing period
-    setting_kind kind = setting_kind::string;
-    bool secret = false;     // value hidden by describe() and in errors
-    // Parses and validates `text` into the config; returns "" on success,
-    // otherwise what was expected (e.g. "expected an integer >= 1").
-    std::function<std::string(config&, std::string_view text)> set{};
-    // The current value as text that `set` accepts back.
-    std::function<std::string(const config&)> get{};
+  std::string name;        // config key; flag and env var derive from it
+  std::string value_name;  // placeholder in --help, e.g. HOST:PORT
+  std::string help;        // one line, no trailing period
+  setting_kind kind = setting_kind::string;
+  bool secret = false;  // value hidden by describe() and in errors
+  // Parses and validates `text` into the config; returns "" on success,
+  // otherwise what was expected (e.g. "expected an integer >= 1").
+  std::function<std::string(config&, std::string_view text)> set{};
+  // The current value as text that `set` accepts back.
+  std::function<std::string(const config&)> get{};
 
-    std::string flag() const;          // --max-rooms
-    std::string env() const;           // RENDEZVOUS_MAX_ROOMS
-    std::string default_text() const;  // get(config{})
+  std::string flag() const;          // --max-rooms
+  std::string env() const;           // RENDEZVOUS_MAX_ROOMS
+  std::string default_text() const;  // get(config{})
 };
 
 // The table, in the order used by --help, describe() and the config file.
@@ -83,11 +83,11 @@ const std::vector<setting>& settings();
 enum class load_status { run, exit_ok, exit_error };
 
 struct load_outcome {
-    load_status status = load_status::run;
-    config cfg;
-    // Text to print, ending in a newline: --help or --version output for
-    // exit_ok (stdout), one error line for exit_error (stderr), empty for run.
-    std::string output;
+  load_status status = load_status::run;
+  config cfg;
+  // Text to print, ending in a newline: --help or --version output for
+  // exit_ok (stdout), one error line for exit_error (stderr), empty for run.
+  std::string output;
 };
 
 // Parses flags (CLI11), the config file and the environment, in precedence
