@@ -1,0 +1,122 @@
+// Graceful stop: SIGTERM closes every WebSocket with 1001, sends no
+// peer-left, refuses new joins while draining, and exits 0 within the drain
+// timeout.
+
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+
+import { expectRefused } from './lib/client.mjs';
+import { roomPath, ServerContext, uniq, withDeadline } from './lib/harness.mjs';
+import { httpGet } from './lib/http.mjs';
+
+const DRAIN_MS = 2000;
+
+describe(`graceful stop (--drain-timeout-ms ${DRAIN_MS})`, () => {
+  let ctx = null;
+
+  afterEach(async () => {
+    if (!ctx) return;
+    await ctx.closeClients();
+    await ctx.server.stop({ timeoutMs: 2000, signal: 'SIGKILL' });
+    ctx = null;
+  });
+
+  async function start(extra = []) {
+    ctx = new ServerContext(['--drain-timeout-ms', String(DRAIN_MS), ...extra]);
+    await ctx.start();
+    return ctx;
+  }
+
+  it('SIGTERM: every peer gets close 1001, no peer-left, and the process exits 0 within the drain timeout', async () => {
+    await start();
+    const room = uniq('stop');
+    const a = await ctx.join(room, { peer: 'A' });
+    const b = await ctx.join(room, { peer: 'B' });
+    await a.nextOfType('peer-joined');
+    const l = await ctx.lobby(uniq('L'));
+    await a.expectQuiet();
+    await b.expectQuiet();
+
+    const started = Date.now();
+    ctx.server.proc.kill('SIGTERM');
+    const [ia, ib, il] = await Promise.all([a.waitClosed(DRAIN_MS + 2000), b.waitClosed(DRAIN_MS + 2000), l.waitClosed(DRAIN_MS + 2000)]);
+    assert.equal(ia.code, 1001, `A closed with ${JSON.stringify(ia)}`);
+    assert.equal(ib.code, 1001, `B closed with ${JSON.stringify(ib)}`);
+    assert.equal(il.code, 1001, `lobby peer closed with ${JSON.stringify(il)}`);
+    // everyone is leaving: no peer-left on the way out
+    for (const c of [a, b, l]) {
+      const frames = [];
+      while (c.pending > 0) frames.push(await c.next());
+      assert.deepEqual(frames, [], `${c.label} got frames during the drain`);
+    }
+    const exit = await withDeadline(ctx.server.exited, DRAIN_MS + 2000, 'process exit after SIGTERM');
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(Date.now() - started < DRAIN_MS + 2000, 'exited within the drain timeout');
+  });
+
+  it('SIGTERM with no connection: exit 0 promptly', async () => {
+    await start();
+    const started = Date.now();
+    const info = await ctx.server.stop({ timeoutMs: DRAIN_MS + 2000 });
+    assert.deepEqual({ code: info.code, signal: info.signal, killed: info.killed }, { code: 0, signal: null, killed: false });
+    assert.ok(Date.now() - started < 1000, `idle stop took ${Date.now() - started} ms`);
+  });
+
+  it('SIGINT stops the server the same way', async () => {
+    await start();
+    const a = await ctx.join(uniq('stop'), { peer: 'A' });
+    ctx.server.proc.kill('SIGINT');
+    assert.equal((await a.waitClosed(DRAIN_MS + 2000)).code, 1001);
+    const exit = await withDeadline(ctx.server.exited, DRAIN_MS + 2000, 'process exit after SIGINT');
+    assert.deepEqual(exit, { code: 0, signal: null });
+  });
+
+  it('a peer that never answers the close does not keep the process beyond the drain timeout', async () => {
+    await start();
+    const a = await ctx.join(uniq('stop'), { peer: 'A' });
+    a.pauseReading(); // never reads the close frame, never answers it
+    const started = Date.now();
+    ctx.server.proc.kill('SIGTERM');
+    const exit = await withDeadline(ctx.server.exited, DRAIN_MS + 2000, 'process exit after SIGTERM with a stuck peer');
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(Date.now() - started < DRAIN_MS + 2000);
+  });
+
+  it('while draining: /readyz 503 "draining" and new joins refused with unavailable, 4503', async (t) => {
+    await start();
+    const port = ctx.port;
+    // A peer that does not read keeps the server draining (it cannot finish
+    // the close handshake with it) until the drain timeout.
+    const room = uniq('stop');
+    const stuck = await ctx.join(room, { peer: 'S' });
+    // A reading peer: its 1001 close proves the drain has begun (the signal
+    // is handled asynchronously; asking /readyz right after kill() races it).
+    const watcher = await ctx.join(room, { peer: 'W' });
+    await stuck.nextOfType('peer-joined');
+    stuck.pauseReading();
+    ctx.server.proc.kill('SIGTERM');
+    assert.equal((await watcher.waitClosed(DRAIN_MS + 2000)).code, 1001);
+
+    let ready = null;
+    try {
+      ready = await httpGet(port, '/readyz', { timeoutMs: 1000 });
+    } catch (err) {
+      // the listener may already be gone
+    }
+    if (ready === null && ctx.server.exitInfo) {
+      t.skip('the server finished draining before /readyz could be asked');
+      return;
+    }
+    assert.ok(ready, 'no answer from /readyz while draining (listener closed during the drain?)');
+    assert.equal(ready.status, 503, `/readyz while draining: ${ready.status} ${ready.body}`);
+    assert.match(ready.body, /draining/);
+    const health = await httpGet(port, '/healthz', { timeoutMs: 1000 });
+    assert.equal(health.status, 200, '/healthz still 200 while serving the drain');
+
+    const late = await ctx.connect(roomPath(uniq('late'), { peer: 'L' }));
+    await expectRefused(late, 'unavailable', 4503);
+
+    const exit = await withDeadline(ctx.server.exited, DRAIN_MS + 2000, 'process exit after the drain');
+    assert.deepEqual(exit, { code: 0, signal: null });
+  });
+});
