@@ -168,6 +168,8 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
       } else if (ec == websocket::error::message_too_big) {
         kind = leave_kind::kicked;  // Beast has already closed with 1009
         state_.stats().error(error_code::message_too_large).Increment();
+      } else if (ec.category() == websocket::make_error_code(websocket::error::closed).category()) {
+        kind = leave_kind::kicked;  // a WebSocket protocol violation (e.g. 1007 bad UTF-8), closed by Beast
       }
       closing_ = close_code::normal;
       leave_registry(kind, std::exchange(queue_, {}));
