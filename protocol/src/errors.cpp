@@ -8,9 +8,8 @@ namespace {
 
 // Indexed by error_code; the order must follow the enum.
 constexpr std::array<std::string_view, error_code_count> wire_names = {
-    "bad-request",   "bad-message", "reserved-type", "peer-not-found",
-    "message-too-large", "rate-limited", "room-full", "id-taken",
-    "unauthorized",  "forbidden",   "unavailable",   "internal",
+    "bad-request", "bad-message", "reserved-type", "peer-not-found", "message-too-large", "rate-limited",
+    "room-full",   "id-taken",    "unauthorized",  "forbidden",      "unavailable",       "internal",
 };
 static_assert(static_cast<int>(error_code::internal) + 1 == error_code_count,
               "wire_names must list every error_code");

@@ -15,7 +15,7 @@ enum : unsigned char { c_plain, c_quote, c_backslash, c_control, c_non_ascii };
 
 constexpr std::array<unsigned char, 256> make_string_classes() {
   std::array<unsigned char, 256> t{};
-  for (int c = 0; c < 256; ++c) {
+  for (std::size_t c = 0; c < t.size(); ++c) {
     if (c < 0x20) {
       t[c] = c_control;
     } else if (c == '"') {
@@ -135,17 +135,13 @@ member classify(const raw_string& key) noexcept {
   if (!key.escaped) {
     return classify_decoded(std::string_view(key.begin, static_cast<std::size_t>(key.end - key.begin)));
   }
-  std::array<char, 5> buf{};  // one more than the longest interesting key
+  // One more byte than the longest interesting key: a longer key keeps five
+  // bytes here, which match none of them.
+  std::array<char, 5> buf{};
   std::size_t n = 0;
-  bool too_long = false;
   decode_string(key.begin, key.end, [&](char c) {
-    if (n < buf.size()) {
-      buf[n++] = c;
-    } else {
-      too_long = true;
-    }
+    if (n < buf.size()) buf[n++] = c;
   });
-  if (too_long) return member::other;
   return classify_decoded(std::string_view(buf.data(), n));
 }
 
@@ -195,9 +191,7 @@ class scanner {
       while (p_ != end_ && string_class[byte(*p_)] == c_plain) ++p_;
       if (p_ == end_) return fail(scan_error::syntax);
       switch (string_class[byte(*p_)]) {
-        case c_quote:
-          out.end = p_++;
-          return true;
+        case c_quote: out.end = p_++; return true;
         case c_backslash:
           out.escaped = true;
           if (!escape()) return false;
