@@ -51,6 +51,20 @@ struct config {
   // ICE servers advertised in welcome.iceServers
   std::vector<std::string> stun_uris;
 
+  // TLS: both set = https/wss only
+  std::string tls_cert;
+  std::string tls_key;
+
+  // Auth: JWT HS256, off while no secret is set
+  std::string auth_jwt_secret;
+  std::string auth_jwt_secret_file;
+  std::vector<std::string> allowed_origins;  // empty: every origin
+
+  // TURN credentials in coturn's REST form
+  std::vector<std::string> turn_uris;
+  std::string turn_secret;
+  std::uint32_t turn_ttl_s = 86400;
+
   // Logging: lower-case names, as spdlog::level::from_str expects
   std::string log_level = "info";   // trace|debug|info|warn|error|off
   std::string log_format = "text";  // text|json

@@ -2,6 +2,7 @@
 // What every connection of one server process shares: settings, metrics, the
 // room registry and the drain state. Owned by main; outlives the io_context's
 // handlers.
+#include "ice_servers.hpp"
 #include "metrics.hpp"
 #include "room_registry.hpp"
 
@@ -29,7 +30,9 @@ struct session_settings {
   std::chrono::milliseconds handshake_timeout{10000};
   std::size_t outbound_max_messages = 256;
   std::size_t outbound_max_bytes = 1 << 20;
-  nlohmann::json ice_servers = nlohmann::json::array();  // welcome.iceServers
+  ice_settings ice;                      // welcome.iceServers
+  std::string auth_secret;               // JWT HS256 secret; empty: no auth
+  std::vector<std::string> allowed_origins;  // empty: all
 };
 
 class server_state {

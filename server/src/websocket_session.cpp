@@ -1,5 +1,7 @@
 #include "websocket_session.hpp"
 
+#include "auth.hpp"
+
 #include <rendezvous/protocol/frame.hpp>
 #include <rendezvous/protocol/names.hpp>
 #include <rendezvous/protocol/server_messages.hpp>
@@ -7,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace rendezvous::server {
@@ -27,6 +30,11 @@ std::int64_t now_us() {
 std::string format_endpoint(const net::ip::tcp::endpoint& ep) {
   auto addr = ep.address();
   return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 shared_message make_message(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
@@ -67,6 +75,8 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   // Runs on the strand the listener gave the socket.
   state_.track(this->shared_from_this());
   target_ = std::move(target);
+  origin_ = std::string(req[beast::http::field::origin]);
+  authorization_ = std::string(req[beast::http::field::authorization]);
   const auto& s = state_.settings();
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
   websocket::stream_base::timeout timeouts{};
@@ -78,24 +88,40 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
       [](websocket::response_type& res) { res.set(beast::http::field::server, "rendezvous"); }));
   ws_.read_message_max(s.max_message_bytes);
   ws_.auto_fragment(false);
+  admit();
   ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+}
+
+template <class Stream>
+void websocket_session<Stream>::admit() {
+  // Runs before the 101 response goes out, so that a peer that sees its
+  // WebSocket open is already reachable (lobby peers get no welcome to wait
+  // for). Refusals are only recorded here and sent after the upgrade.
+  if (!state_.try_add_connection()) return refuse(error_code::unavailable, "server is at its connection limit");
+  counted_ = true;
+  if (state_.draining()) return refuse(error_code::unavailable, "server is shutting down");
+  join();
 }
 
 template <class Stream>
 void websocket_session<Stream>::on_accept(beast::error_code ec) {
   if (ec) {
     spdlog::debug("websocket handshake failed remote={} error={}", remote_, ec.message());
+    if (self_ && !left_) leave_registry(leave_kind::closed);
+    queue_.clear();
+    queued_bytes_ = 0;
+    close_timer_.cancel();
     return;
   }
   accepted_ = true;
-  if (!state_.try_add_connection()) {
-    refuse(error_code::unavailable, "server is at its connection limit");
-  } else {
-    counted_ = true;
-    if (state_.draining())
-      refuse(error_code::unavailable, "server is shutting down");
-    else
-      join();
+  if (refusal_) {
+    auto refusal = std::move(*refusal_);
+    refusal_.reset();
+    refuse(refusal.code, std::move(refusal.message));
+  } else if (!queue_.empty()) {
+    do_write();  // the welcome and anything delivered meanwhile
+  } else if (closing_ && !close_started_) {
+    do_close();
   }
   do_read();  // also needed to complete a refusal's closing handshake
 }
@@ -122,6 +148,17 @@ void websocket_session<Stream>::join() {
     request.id = target_.name;
   }
 
+  if (!origin_allowed()) return refuse(error_code::forbidden, "origin not allowed: " + origin_);
+  if (!state_.settings().auth_secret.empty()) {
+    auto token = token_from(target_.param("token"), authorization_);
+    if (!token) return refuse(error_code::unauthorized, "a token is required");
+    auto grant = verify_token(*token, state_.settings().auth_secret, unix_now());
+    if (!grant) return refuse(grant.error().code, grant.error().message);
+    if (!request.id && grant->sub) request.id = *grant->sub;  // the token names the peer
+    if (auto denied = check_grant(grant.value(), request.room, request.id.value_or("")))
+      return refuse(denied->code, denied->message);
+  }
+
   auto granted = state_.registry().join(std::move(request));
   if (!granted) return refuse(granted.error().code, granted.error().message);
 
@@ -137,7 +174,7 @@ void websocket_session<Stream>::join() {
   welcome.room = self_->room;
   welcome.peers = std::move(granted->peers);
   welcome.resume_token = std::move(granted->resume_token);
-  welcome.ice_servers = state_.settings().ice_servers;
+  welcome.ice_servers = make_ice_servers(state_.settings().ice, self_->id, unix_now());
   welcome.resumed = granted->resumed;
   // The welcome goes first, then what was held, in order. Deliveries from
   // other threads are posted to this strand, so they can only come after.
@@ -146,7 +183,21 @@ void websocket_session<Stream>::join() {
 }
 
 template <class Stream>
+bool websocket_session<Stream>::origin_allowed() const {
+  // Only browsers send Origin; other clients are not subject to the allowlist.
+  const auto& allowed = state_.settings().allowed_origins;
+  if (allowed.empty() || origin_.empty()) return true;
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& o) {
+    return beast::iequals(o, origin_);
+  });
+}
+
+template <class Stream>
 void websocket_session<Stream>::refuse(error_code code, std::string message) {
+  if (!accepted_) {
+    if (!refusal_) refusal_ = protocol::failure{code, std::move(message)};
+    return;
+  }
   spdlog::info("refuse path={} remote={} code={} reason=\"{}\"", target_.name, remote_, protocol::to_string(code),
                message);
   reply_error(code, message);
@@ -283,7 +334,7 @@ void websocket_session<Stream>::enqueue(shared_message msg) {
                  self_ ? self_->id : "", remote_, queue_.size(), queued_bytes_);
     return end(leave_kind::dropped, close_code::policy, /*flush=*/false);
   }
-  if (!writing_) do_write();
+  if (!writing_ && accepted_) do_write();
 }
 
 template <class Stream>
@@ -339,7 +390,7 @@ void websocket_session<Stream>::end(leave_kind kind, close_code code, bool flush
       beast::get_lowest_layer(self->ws_).socket().close(ignored);
     }
   });
-  if (!writing_) do_close();
+  if (!writing_ && accepted_) do_close();  // else on_accept or on_write closes
 }
 
 template <class Stream>
@@ -379,8 +430,8 @@ void websocket_session<Stream>::replaced() {
 template <class Stream>
 void websocket_session<Stream>::shutdown() {
   net::post(ws_.get_executor(), [self = this->shared_from_this()] {
-    // Before the handshake completes, on_accept sees the drain and refuses.
-    if (self->accepted_ && !self->closing_) self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
+    // A pending refusal is sent by on_accept; otherwise close after what is queued.
+    if (!self->refusal_ && !self->closing_) self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
   });
 }
 

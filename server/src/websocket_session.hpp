@@ -55,7 +55,9 @@ class websocket_session final : public session_base,
 
  private:
   void on_accept(boost::beast::error_code ec);
+  void admit();
   void join();
+  bool origin_allowed() const;
   void refuse(protocol::error_code code, std::string message);
 
   void do_read();
@@ -84,6 +86,7 @@ class websocket_session final : public session_base,
   boost::asio::steady_timer close_timer_;
   protocol::endpoint target_;
   std::optional<peer_ref> self_;  // set once joined
+  std::optional<protocol::failure> refusal_;  // decided before the upgrade, sent after it
   bool accepted_ = false;         // WebSocket handshake done
   bool counted_ = false;          // holds a max_connections slot
   bool left_ = false;             // registry told; later deliveries go to hold_late

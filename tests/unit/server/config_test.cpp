@@ -106,6 +106,18 @@ const std::vector<value_cases>& all_cases() {
       {"stun_uris",
        {"stun:a.example.org:3478", "stun:a.example.org,stuns:b.example.org:5349", "stuns:c.example.org", ""},
        {"turn:x.example.org", "stun:", "stun:a,,stun:b", "http://x", "stun:a b", "stun:a,", ","}},
+      {"tls_cert", {"/etc/ssl/cert.pem", "cert.pem", ""}, {"a\nb", std::string("x\x01", 2)}},
+      {"tls_key", {"/etc/ssl/key.pem", "key.pem", ""}, {"a\tb"}},
+      {"auth_jwt_secret", {"s3cret", "a long secret with spaces", ""}, {"line\nbreak"}},
+      {"auth_jwt_secret_file", {"/run/secrets/jwt", "secret.txt", ""}, {"a\rb"}},
+      {"allowed_origins",
+       {"https://app.example.org", "https://a.example,http://localhost:8080", ""},
+       {"app.example.org", "ftp://x", "https://a,,https://b", "https://a b"}},
+      {"turn_uris",
+       {"turn:t.example.org:3478", "turn:t.example.org:3478?transport=udp,turns:t.example.org:5349", ""},
+       {"stun:x", "turn:", "turn:a b", "http://t"}},
+      {"turn_secret", {"coturn-secret", "x", ""}, {"bad\nsecret"}},
+      {"turn_ttl_s", {"60", "3600", "86400"}, {"59", "0", "-1", "1h"}},
       {"log_level", {"trace", "debug", "warn", "error", "off", "info"}, {"verbose", "", "warning", "inf"}},
       {"log_format", {"json", "text", "json"}, {"xml", "", "JSON lines"}},
   };
@@ -120,6 +132,11 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+bool by_flag_output_hides(const setting& s, const std::string& v) {
+  auto out = load({s.flag(), v});
+  return out.output.find(v) == std::string::npos;
+}
 
 TEST_SUITE("config") {
   TEST_CASE("no flags, no env, no file: the documented defaults") {
@@ -153,7 +170,7 @@ TEST_SUITE("config") {
 
   TEST_CASE("the table: names, naming rule, defaults that round-trip") {
     const auto& table = settings();
-    CHECK(table.size() == 20);
+    CHECK(table.size() == 28);
     std::vector<std::string> names;
     for (const auto& s : table) {
       CAPTURE(s.name);
@@ -222,8 +239,10 @@ TEST_SUITE("config") {
       for (const auto& v : vc.bad) {
         CAPTURE(s.name);
         CAPTURE(v);
-        const std::string prefix =
-            "rendezvous-server: invalid value " + json_str(v) + " for " + s.name + " (";
+        // A secret's value is never echoed back.
+        const std::string prefix = "rendezvous-server: invalid value " + (s.secret ? "(hidden)" : json_str(v)) +
+                                   " for " + s.name + " (";
+        if (s.secret) CHECK(by_flag_output_hides(s, v));
 
         auto by_flag = load({s.flag(), v});
         check_one_error_line(by_flag);
