@@ -64,7 +64,8 @@ protocol::result<token_grant> verify_token(std::string_view token, std::string_v
 }
 
 std::optional<failure> check_grant(const token_grant& grant, std::string_view room, std::string_view peer_id) {
-  if (grant.room != "*" && grant.room != room)
+  // Room names are never empty, so an empty `room` is the lobby: only "*" opens it.
+  if (grant.room != "*" && (room.empty() || grant.room != room))
     return failure{error_code::forbidden, "token does not admit this room"};
   if (grant.sub && *grant.sub != peer_id) return failure{error_code::forbidden, "token does not admit this peer id"};
   return std::nullopt;

@@ -361,6 +361,10 @@ std::vector<setting> make_table() {
       "turn_secret", "SECRET", "coturn static-auth-secret used to derive TURN credentials (REST API form)", true));
   t.push_back(uint_setting<&c::turn_ttl_s>("turn_ttl_s", "SECONDS", "lifetime of TURN credentials", 60,
                                            366u * 24 * 3600));
+  // Static files
+  t.push_back(text_setting<&c::web_root>(
+      "web_root", "DIR",
+      "static files for plain GETs (demo page at /, module at /rendezvous.js): builtin, off, or a directory"));
   // Logging
   t.push_back(choice_setting<&c::log_level>("log_level", "LEVEL",
                                             "log level: trace, debug, info, warn, error or off",

@@ -65,6 +65,9 @@ struct config {
   std::string turn_secret;
   std::uint32_t turn_ttl_s = 86400;
 
+  // Static files (browser module + demo page): builtin, off, or a directory
+  std::string web_root = "builtin";
+
   // Logging: lower-case names, as spdlog::level::from_str expects
   std::string log_level = "info";   // trace|debug|info|warn|error|off
   std::string log_format = "text";  // text|json

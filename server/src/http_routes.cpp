@@ -33,6 +33,21 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
     res.set(http::field::allow, "GET, HEAD");
     return res;
   }
+  if (target.kind == endpoint_kind::root || target.kind == endpoint_kind::lobby ||
+      target.kind == endpoint_kind::unknown) {
+    // The demo page and browser module; a single-segment path that is not a
+    // file stays a lobby path (426 below).
+    auto raw = std::string_view(req.target());
+    auto path = protocol::percent_decode(raw.substr(0, raw.find('?')));
+    if (path) {
+      if (auto* f = state.settings().web->find(*path)) {
+        auto res = text_response(req, http::status::ok, f->body, f->content_type);
+        res.set(http::field::cache_control, "no-cache");
+        res.set("X-Content-Type-Options", "nosniff");
+        return res;
+      }
+    }
+  }
   switch (target.kind) {
     case endpoint_kind::healthz:
       return text_response(req, http::status::ok, "ok\n");

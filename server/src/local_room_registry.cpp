@@ -218,7 +218,7 @@ deliver_status local_room_registry::deliver(const peer_ref& from, std::string_vi
     auto& s = shard_for(target);
     std::lock_guard lock(s.mu);
     auto it = s.lobby.find(std::string(target));
-    if (it == s.lobby.end()) return deliver_status::not_found;
+    if (it == s.lobby.end() || target == from.id) return deliver_status::not_found;
     out.emplace_back(it->second.link, std::move(msg));
   } else {
     auto& s = shard_for(from.room);

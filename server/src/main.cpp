@@ -129,10 +129,21 @@ int run_server(const config& cfg) {
   setup_logging(cfg.log_level, cfg.log_format);
   unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
+  auto settings = settings_from(cfg);
+  try {
+    if (cfg.web_root == "builtin")
+      settings.web = std::make_shared<web_content>(web_content::builtin());
+    else if (cfg.web_root != "off")
+      settings.web = std::make_shared<web_content>(web_content::from_directory(cfg.web_root));
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+
   net::io_context ioc{static_cast<int>(threads)};
   metrics stats;
   local_room_registry registry{ioc.get_executor(), limits_from(cfg), stats};
-  server_state state{settings_from(cfg), stats, registry};
+  server_state state{std::move(settings), stats, registry};
 
   boost::system::error_code ec;
   auto address = net::ip::make_address(cfg.listen_host, ec);

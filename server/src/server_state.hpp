@@ -4,6 +4,7 @@
 // handlers.
 #include "ice_servers.hpp"
 #include "metrics.hpp"
+#include "web_content.hpp"
 #include "room_registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,7 @@ struct session_settings {
   ice_settings ice;                      // welcome.iceServers
   std::string auth_secret;               // JWT HS256 secret; empty: no auth
   std::vector<std::string> allowed_origins;  // empty: all
+  std::shared_ptr<const web_content> web = std::make_shared<web_content>();  // static files for plain GETs
 };
 
 class server_state {

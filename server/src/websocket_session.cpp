@@ -154,7 +154,11 @@ void websocket_session<Stream>::join() {
     if (!token) return refuse(error_code::unauthorized, "a token is required");
     auto grant = verify_token(*token, state_.settings().auth_secret, unix_now());
     if (!grant) return refuse(grant.error().code, grant.error().message);
-    if (!request.id && grant->sub) request.id = *grant->sub;  // the token names the peer
+    if (!request.id && grant->sub) {
+      if (!protocol::is_valid_name(*grant->sub))
+        return refuse(error_code::bad_request, "token sub is not a valid peer id");
+      request.id = *grant->sub;  // the token names the peer
+    }
     if (auto denied = check_grant(grant.value(), request.room, request.id.value_or("")))
       return refuse(denied->code, denied->message);
   }

@@ -94,11 +94,27 @@ describe('HTTP endpoints', () => {
     assert.equal(res.status, 426);
   });
 
-  it('unknown paths answer 404: /a/b, /rooms/a/b, /', async () => {
-    for (const path of ['/a/b', '/rooms/a/b', '/']) {
+  it('unknown paths answer 404: /a/b, /rooms/a/b, /no/such/file.js', async () => {
+    for (const path of ['/a/b', '/rooms/a/b', '/no/such/file.js']) {
       const res = await ctx.http(path);
       assert.equal(res.status, 404, `GET ${path}`);
     }
+  });
+
+  it('the built-in demo page at / and the browser module at /rendezvous.js', async () => {
+    const page = await ctx.http('/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers['content-type'], /^text\/html/);
+    assert.match(page.body, /<html/i);
+    const index = await ctx.http('/index.html');
+    assert.equal(index.body, page.body);
+    const mod = await ctx.http('/rendezvous.js');
+    assert.equal(mod.status, 200);
+    assert.match(mod.headers['content-type'], /^text\/javascript/);
+    assert.match(mod.body, /export/);
+    // a WebSocket upgrade on the same single-segment path is still a lobby join
+    const res = await ctx.http('/not-a-file');
+    assert.equal(res.status, 426);
   });
 
   it('WebSocket upgrade on an unknown path is refused with 404 (no upgrade)', async () => {
@@ -111,5 +127,13 @@ describe('HTTP endpoints', () => {
       },
     });
     assert.equal(res.status, 404);
+  });
+});
+
+describe('static files can be turned off (--web-root off)', () => {
+  const ctx = useServer(['--web-root', 'off']);
+  it('/ is 404 and /rendezvous.js is a lobby path (426)', async () => {
+    assert.equal((await ctx.http('/')).status, 404);
+    assert.equal((await ctx.http('/rendezvous.js')).status, 426);
   });
 });

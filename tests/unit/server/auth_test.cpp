@@ -63,6 +63,9 @@ TEST_CASE("room * admits every room and the lobby; no sub admits every id") {
   auto named = verify_token(hand_token(hs256, claims(R"("room":"r1")"), secret), secret, now);
   REQUIRE(named.ok());
   CHECK(check_grant(named.value(), "", "lobby-id"));  // a named room does not open the lobby
+  auto empty_room = verify_token(hand_token(hs256, claims(R"("room":"")"), secret), secret, now);
+  REQUIRE(empty_room.ok());
+  CHECK(check_grant(empty_room.value(), "", "lobby-id"));  // nor does an empty room claim
 }
 
 TEST_CASE("every refusal of verify_token is unauthorized") {

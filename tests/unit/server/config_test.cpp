@@ -118,6 +118,7 @@ const std::vector<value_cases>& all_cases() {
        {"stun:x", "turn:", "turn:a b", "http://t"}},
       {"turn_secret", {"coturn-secret", "x", ""}, {"bad\nsecret"}},
       {"turn_ttl_s", {"60", "3600", "86400"}, {"59", "0", "-1", "1h"}},
+      {"web_root", {"builtin", "off", "/srv/www"}, {"a\nb"}},
       {"log_level", {"trace", "debug", "warn", "error", "off", "info"}, {"verbose", "", "warning", "inf"}},
       {"log_format", {"json", "text", "json"}, {"xml", "", "JSON lines"}},
   };
@@ -170,7 +171,7 @@ TEST_SUITE("config") {
 
   TEST_CASE("the table: names, naming rule, defaults that round-trip") {
     const auto& table = settings();
-    CHECK(table.size() == 28);
+    CHECK(table.size() == 29);
     std::vector<std::string> names;
     for (const auto& s : table) {
       CAPTURE(s.name);
