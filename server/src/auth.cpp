@@ -28,7 +28,8 @@ using jwt_str = std::unique_ptr<char, str_deleter>;
 failure unauthorized(std::string message) { return failure{error_code::unauthorized, std::move(message)}; }
 }  // namespace
 
-protocol::result<token_grant> verify_token(std::string_view token, std::string_view secret, std::int64_t now_s) {
+protocol::result<token_grant> verify_token(std::string_view token, std::string_view secret,
+                                           std::int64_t now_s) {
   if (token.empty()) return unauthorized("a token is required");
   if (secret.empty()) return unauthorized("auth is not configured");
   jwt_t* raw = nullptr;
@@ -63,16 +64,18 @@ protocol::result<token_grant> verify_token(std::string_view token, std::string_v
   return grant;
 }
 
-std::optional<failure> check_grant(const token_grant& grant, std::string_view room, std::string_view peer_id) {
+std::optional<failure> check_grant(const token_grant& grant, std::string_view room,
+                                   std::string_view peer_id) {
   // Room names are never empty, so an empty `room` is the lobby: only "*" opens it.
   if (grant.room != "*" && (room.empty() || grant.room != room))
     return failure{error_code::forbidden, "token does not admit this room"};
-  if (grant.sub && *grant.sub != peer_id) return failure{error_code::forbidden, "token does not admit this peer id"};
+  if (grant.sub && *grant.sub != peer_id)
+    return failure{error_code::forbidden, "token does not admit this peer id"};
   return std::nullopt;
 }
 
-std::string make_token(std::string_view secret, std::string_view room, std::string_view sub, std::int64_t now_s,
-                       std::int64_t ttl_s) {
+std::string make_token(std::string_view secret, std::string_view room, std::string_view sub,
+                       std::int64_t now_s, std::int64_t ttl_s) {
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) return {};
   jwt_ptr jwt(raw);
@@ -88,14 +91,16 @@ std::string make_token(std::string_view secret, std::string_view room, std::stri
   return out ? std::string(out.get()) : std::string{};
 }
 
-std::optional<std::string> token_from(std::optional<std::string_view> query_token, std::string_view authorization) {
+std::optional<std::string> token_from(std::optional<std::string_view> query_token,
+                                      std::string_view authorization) {
   if (query_token && !query_token->empty()) return std::string(*query_token);
   constexpr std::string_view bearer = "Bearer ";
   if (authorization.size() > bearer.size()) {
     auto scheme = authorization.substr(0, bearer.size());
     bool match = true;
     for (std::size_t i = 0; i < bearer.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(scheme[i])) != std::tolower(static_cast<unsigned char>(bearer[i])))
+      if (std::tolower(static_cast<unsigned char>(scheme[i])) !=
+          std::tolower(static_cast<unsigned char>(bearer[i])))
         match = false;
     if (match) return std::string(authorization.substr(bearer.size()));
   }

@@ -18,7 +18,8 @@ struct token_grant {
 
 // Verifies signature (HS256 only; "none" and every other alg refused), expiry
 // and not-before against `now_s` (unix seconds). Failures are `unauthorized`.
-protocol::result<token_grant> verify_token(std::string_view token, std::string_view secret, std::int64_t now_s);
+protocol::result<token_grant> verify_token(std::string_view token, std::string_view secret,
+                                           std::int64_t now_s);
 
 // Whether `grant` admits peer `peer_id` (may be empty: server-assigned) into
 // `room` (empty: the lobby). Refusals are `forbidden`.
@@ -27,11 +28,12 @@ std::optional<protocol::failure> check_grant(const token_grant& grant, std::stri
 
 // Signs a token for `room` (and `sub`, if non-empty) valid for ttl_s seconds
 // from now_s. Used by `rendezvous-server token` and tests.
-std::string make_token(std::string_view secret, std::string_view room, std::string_view sub, std::int64_t now_s,
-                       std::int64_t ttl_s);
+std::string make_token(std::string_view secret, std::string_view room, std::string_view sub,
+                       std::int64_t now_s, std::int64_t ttl_s);
 
 // The token of an upgrade: the `token` query parameter, else
 // `Authorization: Bearer <token>`.
-std::optional<std::string> token_from(std::optional<std::string_view> query_token, std::string_view authorization);
+std::optional<std::string> token_from(std::optional<std::string_view> query_token,
+                                      std::string_view authorization);
 
 }  // namespace rendezvous::server

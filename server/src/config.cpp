@@ -209,7 +209,8 @@ setting text_setting(std::string name, std::string value_name, std::string help,
   static_assert(std::is_same_v<member_t<member>, std::string>);
   setting s{std::move(name), std::move(value_name), std::move(help), setting_kind::string, secret};
   s.set = [](config& c, std::string_view text) -> std::string {
-    if (std::any_of(text.begin(), text.end(), [](char ch) { return std::iscntrl(static_cast<unsigned char>(ch)); }))
+    if (std::any_of(text.begin(), text.end(),
+                    [](char ch) { return std::iscntrl(static_cast<unsigned char>(ch)); }))
       return "expected text without control characters";
     c.*member = std::string(text);
     return {};
@@ -338,33 +339,39 @@ std::vector<setting> make_table() {
       is_stun_uri,
       "expected a comma-separated list of stun: or stuns: URIs, e.g. stun:stun.example.org:3478"));
   // TLS
-  t.push_back(text_setting<&c::tls_cert>("tls_cert", "FILE",
-                                         "PEM certificate chain; with tls_key the port serves https and wss only"));
+  t.push_back(text_setting<&c::tls_cert>(
+      "tls_cert", "FILE", "PEM certificate chain; with tls_key the port serves https and wss only"));
   t.push_back(text_setting<&c::tls_key>("tls_key", "FILE", "PEM private key of tls_cert"));
   // Auth
   t.push_back(text_setting<&c::auth_jwt_secret>(
-      "auth_jwt_secret", "SECRET", "HS256 secret; when set, every join needs a valid JWT (off when empty)", true));
+      "auth_jwt_secret", "SECRET", "HS256 secret; when set, every join needs a valid JWT (off when empty)",
+      true));
   t.push_back(text_setting<&c::auth_jwt_secret_file>(
       "auth_jwt_secret_file", "FILE", "file holding the HS256 secret (trailing newline ignored)"));
   t.push_back(list_setting<&c::allowed_origins>(
       "allowed_origins", "ORIGINS",
-      "browser origins allowed to join, e.g. https://app.example.org (a list); empty = all", [](std::string_view i) {
+      "browser origins allowed to join, e.g. https://app.example.org (a list); empty = all",
+      [](std::string_view i) {
         return has_scheme(i, {"http://", "https://"});
       },
       "expected a comma-separated list of origins such as https://app.example.org"));
   // TURN
   t.push_back(list_setting<&c::turn_uris>(
-      "turn_uris", "URIS", "TURN URIs put in welcome.iceServers with ephemeral credentials (needs turn_secret)",
-      [](std::string_view i) { return has_scheme(i, {"turn:", "turns:"}); },
+      "turn_uris", "URIS",
+      "TURN URIs put in welcome.iceServers with ephemeral credentials (needs turn_secret)",
+      [](std::string_view i) {
+        return has_scheme(i, {"turn:", "turns:"});
+      },
       "expected a comma-separated list of turn: or turns: URIs, e.g. turn:turn.example.org:3478"));
   t.push_back(text_setting<&c::turn_secret>(
-      "turn_secret", "SECRET", "coturn static-auth-secret used to derive TURN credentials (REST API form)", true));
+      "turn_secret", "SECRET", "coturn static-auth-secret used to derive TURN credentials (REST API form)",
+      true));
   t.push_back(uint_setting<&c::turn_ttl_s>("turn_ttl_s", "SECONDS", "lifetime of TURN credentials", 60,
                                            366u * 24 * 3600));
   // Static files
-  t.push_back(text_setting<&c::web_root>(
-      "web_root", "DIR",
-      "static files for plain GETs (demo page at /, module at /rendezvous.js): builtin, off, or a directory"));
+  t.push_back(text_setting<&c::web_root>("web_root", "DIR",
+                                         "static files for plain GETs (demo page at /, module at "
+                                         "/rendezvous.js): builtin, off, or a directory"));
   // Logging
   t.push_back(choice_setting<&c::log_level>("log_level", "LEVEL",
                                             "log level: trace, debug, info, warn, error or off",

@@ -27,7 +27,8 @@ bool is_websocket_join(const http_request& req, const protocol::endpoint& target
          (target.kind == endpoint_kind::room || target.kind == endpoint_kind::lobby);
 }
 
-http_response answer_plain_request(const http_request& req, const protocol::endpoint& target, server_state& state) {
+http_response answer_plain_request(const http_request& req, const protocol::endpoint& target,
+                                   server_state& state) {
   if (req.method() != http::verb::get && req.method() != http::verb::head) {
     auto res = text_response(req, http::status::method_not_allowed, "method not allowed\n");
     res.set(http::field::allow, "GET, HEAD");
@@ -49,11 +50,11 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
     }
   }
   switch (target.kind) {
-    case endpoint_kind::healthz:
-      return text_response(req, http::status::ok, "ok\n");
+    case endpoint_kind::healthz: return text_response(req, http::status::ok, "ok\n");
     case endpoint_kind::readyz:
       if (state.draining()) return text_response(req, http::status::service_unavailable, "draining\n");
-      if (state.over_capacity()) return text_response(req, http::status::service_unavailable, "over capacity\n");
+      if (state.over_capacity())
+        return text_response(req, http::status::service_unavailable, "over capacity\n");
       return text_response(req, http::status::ok, "ready\n");
     case endpoint_kind::metrics:
       return text_response(req, http::status::ok, state.stats().serialize(), "text/plain; version=0.0.4");
@@ -65,8 +66,7 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
       return res;
     }
     case endpoint_kind::root:
-    case endpoint_kind::unknown:
-      break;
+    case endpoint_kind::unknown: break;
   }
   return text_response(req, http::status::not_found, "not found\n");
 }

@@ -15,6 +15,7 @@ using http_response = boost::beast::http::response<boost::beast::http::string_bo
 // Whether `req` is a WebSocket upgrade this server takes (room or lobby path).
 bool is_websocket_join(const http_request& req, const protocol::endpoint& target);
 
-http_response answer_plain_request(const http_request& req, const protocol::endpoint& target, server_state& state);
+http_response answer_plain_request(const http_request& req, const protocol::endpoint& target,
+                                   server_state& state);
 
 }  // namespace rendezvous::server

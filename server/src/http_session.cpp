@@ -28,7 +28,8 @@ void start_http_session(net::ip::tcp::socket&& socket, server_state& state, net:
 }
 
 template <class Stream>
-http_session<Stream>::http_session(Stream&& stream, server_state& state) : stream_(std::move(stream)), state_(state) {}
+http_session<Stream>::http_session(Stream&& stream, server_state& state)
+    : stream_(std::move(stream)), state_(state) {}
 
 template <class Stream>
 void http_session<Stream>::run() {
@@ -75,7 +76,8 @@ void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   auto target = protocol::parse_endpoint(req.target());
   if (is_websocket_join(req, target)) {
     // Hand the stream over; this http_session ends when this handler returns.
-    std::make_shared<websocket_session<Stream>>(std::move(stream_), state_)->run(std::move(req), std::move(target));
+    std::make_shared<websocket_session<Stream>>(std::move(stream_), state_)
+        ->run(std::move(req), std::move(target));
     return;
   }
   send(std::make_shared<response>(answer_plain_request(req, target, state_)));
@@ -86,9 +88,8 @@ void http_session<Stream>::send(std::shared_ptr<response> res) {
   bool keep_alive = res->keep_alive();
   // The response lives in the handler until the write completes.
   http::async_write(stream_, *res,
-                    [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t bytes) {
-                      self->on_write(keep_alive, ec, bytes);
-                    });
+                    [self = this->shared_from_this(), res, keep_alive](
+                        beast::error_code ec, std::size_t bytes) { self->on_write(keep_alive, ec, bytes); });
 }
 
 template <class Stream>

@@ -21,8 +21,9 @@ nlohmann::json make_ice_servers(const ice_settings& s, std::string_view peer_id,
   if (!s.stun_uris.empty()) servers.push_back({{"urls", s.stun_uris}});
   if (!s.turn_uris.empty() && !s.turn_secret.empty()) {
     std::string username = std::to_string(now_s + s.turn_ttl_s) + ":" + std::string(peer_id);
-    servers.push_back(
-        {{"urls", s.turn_uris}, {"username", username}, {"credential", turn_credential(s.turn_secret, username)}});
+    servers.push_back({{"urls", s.turn_uris},
+                       {"username", username},
+                       {"credential", turn_credential(s.turn_secret, username)}});
   }
   return servers;
 }

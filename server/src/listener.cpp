@@ -15,7 +15,11 @@ using tcp = net::ip::tcp;
 
 listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& state,
                    net::ssl::context* tls)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), backoff_(acceptor_.get_executor()), state_(state), tls_(tls) {
+    : ioc_(ioc),
+      acceptor_(net::make_strand(ioc)),
+      backoff_(acceptor_.get_executor()),
+      state_(state),
+      tls_(tls) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
   if (endpoint.address().is_v6()) acceptor_.set_option(net::ip::v6_only(false));
@@ -25,7 +29,9 @@ listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_s
 
 tcp::endpoint listener::local_endpoint() const { return acceptor_.local_endpoint(); }
 
-void listener::run() { net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); }); }
+void listener::run() {
+  net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); });
+}
 
 void listener::stop() {
   net::post(acceptor_.get_executor(), [self = shared_from_this()] {
@@ -37,8 +43,8 @@ void listener::stop() {
 
 void listener::do_accept() {
   // Each connection gets its own strand: its handlers never run concurrently.
-  acceptor_.async_accept(net::make_strand(ioc_), boost::beast::bind_front_handler(&listener::on_accept,
-                                                                                  shared_from_this()));
+  acceptor_.async_accept(net::make_strand(ioc_),
+                         boost::beast::bind_front_handler(&listener::on_accept, shared_from_this()));
 }
 
 void listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {

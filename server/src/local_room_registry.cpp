@@ -33,7 +33,8 @@ local_room_registry::shard& local_room_registry::shard_for(std::string_view key)
 
 void local_room_registry::enqueue_locked(member& m, const shared_message& msg, outbox& out) {
   if (m.held) {
-    if (auto dropped = m.held_messages.push(msg)) metrics_.dropped(drop_reason::held_overflow).Increment(dropped);
+    if (auto dropped = m.held_messages.push(msg))
+      metrics_.dropped(drop_reason::held_overflow).Increment(dropped);
   } else {
     out.emplace_back(m.link, msg);
   }
@@ -106,7 +107,8 @@ protocol::result<join_granted> local_room_registry::join(join_request request) {
       for (auto& m : members) granted.peers.push_back(m.id);
       auto notice = std::make_shared<const std::string>(protocol::make_peer_joined(id));
       for (auto& m : members) enqueue_locked(m, notice, out);
-      members.push_back(member{id, request.link, next_epoch_.fetch_add(1), random_hex(resume_token_bytes), false,
+      members.push_back(member{id, request.link, next_epoch_.fetch_add(1), random_hex(resume_token_bytes),
+                               false,
                                protocol::held_queue(limits_.held_max_messages, limits_.held_max_bytes)});
       granted.self = {request.mode, request.room, id, members.back().epoch};
       granted.resume_token = members.back().resume_token;
@@ -121,7 +123,8 @@ protocol::result<join_granted> local_room_registry::join(join_request request) {
 protocol::result<join_granted> local_room_registry::join_lobby(join_request& request) {
   auto& s = shard_for(*request.id);
   std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.lobby.try_emplace(*request.id, lobby_member{request.link, next_epoch_.fetch_add(1)});
+  auto [it, inserted] =
+      s.lobby.try_emplace(*request.id, lobby_member{request.link, next_epoch_.fetch_add(1)});
   if (!inserted) return failure{error_code::id_taken, "peer id '" + *request.id + "' is connected"};
   metrics_.joins.Increment();
   join_granted granted;
@@ -133,8 +136,8 @@ void local_room_registry::remove_locked(shard& s, std::unordered_map<std::string
                                         std::vector<member>::iterator member_it, leave_reason reason,
                                         bool notify, outbox& out) {
   auto& members = room_it->second.members;
-  auto notice = notify ? std::make_shared<const std::string>(protocol::make_peer_left(member_it->id, reason))
-                       : nullptr;
+  auto notice =
+      notify ? std::make_shared<const std::string>(protocol::make_peer_left(member_it->id, reason)) : nullptr;
   members.erase(member_it);
   metrics_.leave(reason).Increment();
   if (members.empty()) {
@@ -205,13 +208,15 @@ void local_room_registry::expire(const peer_ref& self) {
     if (room_it == s.rooms.end()) return;
     auto it = find_member(room_it->second.members, self.id);
     if (it == room_it->second.members.end() || it->epoch != self.epoch || !it->held) return;
-    if (auto n = it->held_messages.size()) metrics_.dropped(drop_reason::closed).Increment(static_cast<double>(n));
+    if (auto n = it->held_messages.size())
+      metrics_.dropped(drop_reason::closed).Increment(static_cast<double>(n));
     remove_locked(s, room_it, it, leave_reason::timeout, !closed_.load(), out);
   }
   send_all(out);
 }
 
-deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target, shared_message msg) {
+deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target,
+                                            shared_message msg) {
   outbox out;
   deliver_status status = deliver_status::delivered;
   if (from.mode == protocol::peer_mode::lobby) {

@@ -31,10 +31,14 @@ class json_escaped_message final : public spdlog::custom_flag_formatter {
       }
     }
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<json_escaped_message>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<json_escaped_message>();
+  }
 
  private:
-  static void append(spdlog::memory_buf_t& dest, std::string_view s) { dest.append(s.data(), s.data() + s.size()); }
+  static void append(spdlog::memory_buf_t& dest, std::string_view s) {
+    dest.append(s.data(), s.data() + s.size());
+  }
 };
 }  // namespace
 

@@ -11,13 +11,12 @@
 #include "metrics.hpp"
 #include "server_state.hpp"
 
+#include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
-
-#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -97,7 +96,8 @@ int token_command(int argc, char** argv) {
   app.add_option("--sub", sub, "the only peer id the token admits (optional)");
   app.add_option("--ttl", ttl, "seconds until the token expires")->check(CLI::PositiveNumber);
   app.add_option("--secret", secret, "HS256 secret (default: env RENDEZVOUS_AUTH_JWT_SECRET)");
-  app.add_option("--secret-file", secret_file, "file holding the secret (default: env RENDEZVOUS_AUTH_JWT_SECRET_FILE)");
+  app.add_option("--secret-file", secret_file,
+                 "file holding the secret (default: env RENDEZVOUS_AUTH_JWT_SECRET_FILE)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -117,10 +117,12 @@ int token_command(int argc, char** argv) {
     secret = cfg.auth_jwt_secret;
   }
   if (secret.empty()) {
-    std::cerr << "rendezvous-server token: no secret (--secret, --secret-file or RENDEZVOUS_AUTH_JWT_SECRET)\n";
+    std::cerr
+        << "rendezvous-server token: no secret (--secret, --secret-file or RENDEZVOUS_AUTH_JWT_SECRET)\n";
     return 2;
   }
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   std::cout << make_token(secret, room, sub, now.count(), ttl) << "\n";
   return 0;
 }
@@ -155,7 +157,8 @@ int run_server(const config& cfg) {
   if (!cfg.tls_cert.empty()) {
     tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
     tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                     net::ssl::context::no_tlsv1_1);
     tls->use_certificate_chain_file(cfg.tls_cert, ec);
     if (!ec) tls->use_private_key_file(cfg.tls_key, net::ssl::context::pem, ec);
     if (ec) {
@@ -165,7 +168,8 @@ int run_server(const config& cfg) {
   }
   std::shared_ptr<listener> server;
   try {
-    server = std::make_shared<listener>(ioc, net::ip::tcp::endpoint{address, cfg.listen_port}, state, tls.get());
+    server =
+        std::make_shared<listener>(ioc, net::ip::tcp::endpoint{address, cfg.listen_port}, state, tls.get());
   } catch (const boost::system::system_error& e) {
     spdlog::error("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, e.code().message());
     return 1;
@@ -192,8 +196,8 @@ int run_server(const config& cfg) {
 
   server->run();
   spdlog::info("rendezvous-server {} threads={} {}", RENDEZVOUS_VERSION, threads, describe(cfg));
-  spdlog::info("listening on {} ({}{})", format_endpoint(server->local_endpoint()), tls ? "https/wss" : "http/ws",
-               cfg.auth_jwt_secret.empty() ? "" : ", auth on");
+  spdlog::info("listening on {} ({}{})", format_endpoint(server->local_endpoint()),
+               tls ? "https/wss" : "http/ws", cfg.auth_jwt_secret.empty() ? "" : ", auth on");
 
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
@@ -210,14 +214,9 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "token") return token_command(argc - 1, argv + 1);
   auto outcome = load_config(argc, argv, [](const char* name) { return std::getenv(name); });
   switch (outcome.status) {
-    case load_status::exit_ok:
-      std::cout << outcome.output;
-      return 0;
-    case load_status::exit_error:
-      std::cerr << outcome.output;
-      return 2;
-    case load_status::run:
-      break;
+    case load_status::exit_ok: std::cout << outcome.output; return 0;
+    case load_status::exit_error: std::cerr << outcome.output; return 2;
+    case load_status::run: break;
   }
   if (auto err = finish_config(outcome.cfg); !err.empty()) {
     std::cerr << "rendezvous-server: " << err << "\n";

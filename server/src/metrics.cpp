@@ -11,11 +11,11 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 
 prometheus::Family<prometheus::Gauge>& gauge_family(prometheus::Registry& r, const char* name,
-                                                   const char* help) {
+                                                    const char* help) {
   return BuildGauge().Name(name).Help(help).Register(r);
 }
 prometheus::Family<prometheus::Counter>& counter_family(prometheus::Registry& r, const char* name,
-                                                       const char* help) {
+                                                        const char* help) {
   return BuildCounter().Name(name).Help(help).Register(r);
 }
 }  // namespace
@@ -40,8 +40,9 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
       connections_lobby(gauge_family(*r, "rendezvous_connections", "Open WebSocket connections by mode")
                             .Add({{"mode", "lobby"}})),
       rooms(gauge_family(*r, "rendezvous_rooms", "Rooms with at least one peer (held peers count)").Add({})),
-      joins(counter_family(*r, "rendezvous_joins_total", "Successful joins (room and lobby, resumes excluded)")
-                .Add({})),
+      joins(
+          counter_family(*r, "rendezvous_joins_total", "Successful joins (room and lobby, resumes excluded)")
+              .Add({})),
       resumes(counter_family(*r, "rendezvous_resumes_total", "Successful resumes").Add({})),
       relayed(counter_family(*r, "rendezvous_messages_relayed_total",
                              "Client messages delivered or held for a target (broadcast counts each target)")
@@ -50,17 +51,19 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
       bytes_out(counter_family(*r, "rendezvous_bytes_out_total", "WebSocket payload bytes sent").Add({})),
       registry_(std::move(r)) {
   auto& leaves = counter_family(*registry_, "rendezvous_leaves_total", "Peers gone for good, by reason");
-  for (auto reason : {protocol::leave_reason::closed, protocol::leave_reason::timeout,
-                      protocol::leave_reason::kicked}) {
+  for (auto reason :
+       {protocol::leave_reason::closed, protocol::leave_reason::timeout, protocol::leave_reason::kicked}) {
     leaves_[static_cast<int>(reason)] = &leaves.Add({{"reason", std::string(protocol::to_string(reason))}});
   }
-  auto& dropped = counter_family(*registry_, "rendezvous_messages_dropped_total", "Messages dropped, by reason");
+  auto& dropped =
+      counter_family(*registry_, "rendezvous_messages_dropped_total", "Messages dropped, by reason");
   for (int i = 0; i < drop_reason_count; ++i) {
     dropped_[i] = &dropped.Add({{"reason", std::string(to_string(static_cast<drop_reason>(i)))}});
   }
   auto& errors = counter_family(*registry_, "rendezvous_errors_total", "Error replies sent, by code");
   for (int i = 0; i < protocol::error_code_count; ++i) {
-    errors_[i] = &errors.Add({{"code", std::string(protocol::to_string(static_cast<protocol::error_code>(i)))}});
+    errors_[i] =
+        &errors.Add({{"code", std::string(protocol::to_string(static_cast<protocol::error_code>(i)))}});
   }
 }
 

@@ -4,8 +4,8 @@
 // handlers.
 #include "ice_servers.hpp"
 #include "metrics.hpp"
-#include "web_content.hpp"
 #include "room_registry.hpp"
+#include "web_content.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -31,8 +31,8 @@ struct session_settings {
   std::chrono::milliseconds handshake_timeout{10000};
   std::size_t outbound_max_messages = 256;
   std::size_t outbound_max_bytes = 1 << 20;
-  ice_settings ice;                      // welcome.iceServers
-  std::string auth_secret;               // JWT HS256 secret; empty: no auth
+  ice_settings ice;                          // welcome.iceServers
+  std::string auth_secret;                   // JWT HS256 secret; empty: no auth
   std::vector<std::string> allowed_origins;  // empty: all
   std::shared_ptr<const web_content> web = std::make_shared<web_content>();  // static files for plain GETs
 };

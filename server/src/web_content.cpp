@@ -48,7 +48,8 @@ web_content web_content::from_directory(const std::string& dir, std::size_t max_
     body << in.rdbuf();
     total += body.str().size();
     if (total > max_total_bytes)
-      throw std::runtime_error("web_root " + dir + " holds more than " + std::to_string(max_total_bytes) + " bytes");
+      throw std::runtime_error("web_root " + dir + " holds more than " + std::to_string(max_total_bytes) +
+                               " bytes");
     w.add("/" + rel, body.str());
   }
   if (ec) throw std::runtime_error("cannot read web_root " + dir + ": " + ec.message());

@@ -39,7 +39,9 @@ std::int64_t unix_now() {
 
 shared_message make_message(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
 
-const char* mode_name(protocol::peer_mode mode) { return mode == protocol::peer_mode::room ? "room" : "lobby"; }
+const char* mode_name(protocol::peer_mode mode) {
+  return mode == protocol::peer_mode::room ? "room" : "lobby";
+}
 
 const char* kind_name(leave_kind kind) {
   switch (kind) {
@@ -71,7 +73,8 @@ websocket_session<Stream>::~websocket_session() {
 }
 
 template <class Stream>
-void websocket_session<Stream>::run(beast::http::request<beast::http::string_body> req, protocol::endpoint target) {
+void websocket_session<Stream>::run(beast::http::request<beast::http::string_body> req,
+                                    protocol::endpoint target) {
   // Runs on the strand the listener gave the socket.
   state_.track(this->shared_from_this());
   target_ = std::move(target);
@@ -97,7 +100,8 @@ void websocket_session<Stream>::admit() {
   // Runs before the 101 response goes out, so that a peer that sees its
   // WebSocket open is already reachable (lobby peers get no welcome to wait
   // for). Refusals are only recorded here and sent after the upgrade.
-  if (!state_.try_add_connection()) return refuse(error_code::unavailable, "server is at its connection limit");
+  if (!state_.try_add_connection())
+    return refuse(error_code::unavailable, "server is at its connection limit");
   counted_ = true;
   if (state_.draining()) return refuse(error_code::unavailable, "server is shutting down");
   join();
@@ -191,9 +195,8 @@ bool websocket_session<Stream>::origin_allowed() const {
   // Only browsers send Origin; other clients are not subject to the allowlist.
   const auto& allowed = state_.settings().allowed_origins;
   if (allowed.empty() || origin_.empty()) return true;
-  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& o) {
-    return beast::iequals(o, origin_);
-  });
+  return std::any_of(allowed.begin(), allowed.end(),
+                     [&](const std::string& o) { return beast::iequals(o, origin_); });
 }
 
 template <class Stream>
@@ -202,8 +205,8 @@ void websocket_session<Stream>::refuse(error_code code, std::string message) {
     if (!refusal_) refusal_ = protocol::failure{code, std::move(message)};
     return;
   }
-  spdlog::info("refuse path={} remote={} code={} reason=\"{}\"", target_.name, remote_, protocol::to_string(code),
-               message);
+  spdlog::info("refuse path={} remote={} code={} reason=\"{}\"", target_.name, remote_,
+               protocol::to_string(code), message);
   reply_error(code, message);
   end(leave_kind::closed, protocol::close_code_for(code), /*flush=*/true);
 }
@@ -232,7 +235,8 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
     }
     close_timer_.cancel();
     if (ec != websocket::error::closed && ec != net::error::operation_aborted)
-      spdlog::debug("connection ended peer={} remote={} error={}", self_ ? self_->id : "", remote_, ec.message());
+      spdlog::debug("connection ended peer={} remote={} error={}", self_ ? self_->id : "", remote_,
+                    ec.message());
     return;
   }
   state_.stats().bytes_in.Increment(static_cast<double>(bytes));
@@ -273,9 +277,7 @@ void websocket_session<Stream>::handle_frame(std::string_view text) {
     }
     case protocol::action::refuse:
       return reply_error(decision.refusal, "type '" + frame->type + "' is reserved for the server");
-    case protocol::action::drop:
-      state_.stats().dropped(drop_reason::no_target).Increment();
-      return;
+    case protocol::action::drop: state_.stats().dropped(drop_reason::no_target).Increment(); return;
     case protocol::action::relay:
     case protocol::action::broadcast: break;
   }
@@ -305,8 +307,9 @@ void websocket_session<Stream>::reply_error(error_code code, std::string_view me
 template <class Stream>
 void websocket_session<Stream>::deliver(shared_message msg) {
   // Any thread. The handler keeps the session alive until it runs on the strand.
-  net::post(ws_.get_executor(),
-            [self = this->shared_from_this(), msg = std::move(msg)]() mutable { self->on_deliver(std::move(msg)); });
+  net::post(ws_.get_executor(), [self = this->shared_from_this(), msg = std::move(msg)]() mutable {
+    self->on_deliver(std::move(msg));
+  });
 }
 
 template <class Stream>
@@ -418,8 +421,8 @@ void websocket_session<Stream>::leave_registry(leave_kind kind, std::deque<share
   state_.registry().leave(*self_, kind, std::move(unsent));
   auto& stats = state_.stats();
   (self_->mode == protocol::peer_mode::room ? stats.connections_room : stats.connections_lobby).Decrement();
-  spdlog::info("leave mode={} room={} peer={} remote={} how={}", mode_name(self_->mode), self_->room, self_->id,
-               remote_, kind_name(kind));
+  spdlog::info("leave mode={} room={} peer={} remote={} how={}", mode_name(self_->mode), self_->room,
+               self_->id, remote_, kind_name(kind));
 }
 
 template <class Stream>
@@ -435,7 +438,8 @@ template <class Stream>
 void websocket_session<Stream>::shutdown() {
   net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // A pending refusal is sent by on_accept; otherwise close after what is queued.
-    if (!self->refusal_ && !self->closing_) self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
+    if (!self->refusal_ && !self->closing_)
+      self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
   });
 }
 

@@ -85,11 +85,11 @@ class websocket_session final : public session_base,
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer close_timer_;
   protocol::endpoint target_;
-  std::optional<peer_ref> self_;  // set once joined
+  std::optional<peer_ref> self_;              // set once joined
   std::optional<protocol::failure> refusal_;  // decided before the upgrade, sent after it
-  bool accepted_ = false;         // WebSocket handshake done
-  bool counted_ = false;          // holds a max_connections slot
-  bool left_ = false;             // registry told; later deliveries go to hold_late
+  bool accepted_ = false;                     // WebSocket handshake done
+  bool counted_ = false;                      // holds a max_connections slot
+  bool left_ = false;                         // registry told; later deliveries go to hold_late
   leave_kind leave_kind_ = leave_kind::closed;
   std::optional<protocol::close_code> closing_;  // close requested
   bool close_started_ = false;

@@ -111,8 +111,8 @@ TEST_CASE("every refusal of verify_token is unauthorized") {
 }
 
 TEST_CASE("nbf in the past is fine") {
-  auto grant =
-      verify_token(hand_token(hs256, claims(R"("room":"r1","nbf":)" + std::to_string(now - 5)), secret), secret, now);
+  auto grant = verify_token(
+      hand_token(hs256, claims(R"("room":"r1","nbf":)" + std::to_string(now - 5)), secret), secret, now);
   CHECK(grant.ok());
 }
 

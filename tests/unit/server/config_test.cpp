@@ -241,8 +241,8 @@ TEST_SUITE("config") {
         CAPTURE(s.name);
         CAPTURE(v);
         // A secret's value is never echoed back.
-        const std::string prefix = "rendezvous-server: invalid value " + (s.secret ? "(hidden)" : json_str(v)) +
-                                   " for " + s.name + " (";
+        const std::string prefix = "rendezvous-server: invalid value " +
+                                   (s.secret ? "(hidden)" : json_str(v)) + " for " + s.name + " (";
         if (s.secret) CHECK(by_flag_output_hides(s, v));
 
         auto by_flag = load({s.flag(), v});

@@ -30,16 +30,16 @@ std::optional<error_code> error_code_from_string(std::string_view name) noexcept
 // WebSocket close codes the server uses.
 enum class close_code : std::uint16_t {
   normal = 1000,
-  going_away = 1001,       // server draining / shutting down
-  policy = 1008,           // outbound queue overflow (slow consumer)
-  too_big = 1009,          // frame over max_message_bytes
+  going_away = 1001,  // server draining / shutting down
+  policy = 1008,      // outbound queue overflow (slow consumer)
+  too_big = 1009,     // frame over max_message_bytes
   internal_error = 1011,
   bad_request = 4400,
   unauthorized = 4401,
   forbidden = 4403,
-  id_taken = 4409,         // also: a half-open connection replaced by a resume
-  too_many = 4429,         // room full, rate limited
-  unavailable = 4503,      // draining, over capacity (rooms, connections)
+  id_taken = 4409,     // also: a half-open connection replaced by a resume
+  too_many = 4429,     // room full, rate limited
+  unavailable = 4503,  // draining, over capacity (rooms, connections)
 };
 
 // The close code that follows an `error` of this code when the server ends

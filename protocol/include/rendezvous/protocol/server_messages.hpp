@@ -16,7 +16,7 @@ struct welcome_info {
   std::vector<std::string> peers;  // others already in the room, oldest first
   std::string resume_token;
   nlohmann::json ice_servers = nlohmann::json::array();  // [{"urls":[...]},...]
-  bool resumed = false;            // "resumed":true only on a resume
+  bool resumed = false;                                  // "resumed":true only on a resume
 };
 
 std::string make_welcome(const welcome_info& info);
