@@ -49,6 +49,8 @@ PACKAGES=(
   clang-format                  # scripts/format.sh
   procps                        # ps, used by the integration tests
   curl                          # HTTP checks in docs and tests
+  openssl                       # test certificates (wss tests)
+  iproute2                      # network namespaces (TURN and browser tests)
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)        # integration tests (node --test, ws)
@@ -110,5 +112,16 @@ if [[ -f "$INTEGRATION/package-lock.json" ]]; then
     (cd "$INTEGRATION" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error </dev/null)
     printf '%s\n' "$want" >"$stamp"
   fi
+fi
+# The parts with heavier dependencies have their own scripts (each idempotent):
+# GStreamer for rendezvous-peer, coturn for the TURN test, Chromium for the
+# browser tests. RENDEZVOUS_DEPS=core skips them.
+if [[ "${RENDEZVOUS_DEPS:-all}" != core ]]; then
+  for extra in scripts/install-deps-client.sh tests/turn/install.sh scripts/install-deps-browser.sh; do
+    if [[ -x "$ROOT/$extra" ]]; then
+      log "running $extra"
+      "$ROOT/$extra"
+    fi
+  done
 fi
 log "done"

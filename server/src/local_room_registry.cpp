@@ -132,7 +132,7 @@ protocol::result<join_granted> local_room_registry::join_lobby(join_request& req
   return granted;
 }
 
-void local_room_registry::remove_locked(shard& s, std::unordered_map<std::string, room>::iterator room_it,
+void local_room_registry::remove_locked(shard& s, name_map<room>::iterator room_it,
                                         std::vector<member>::iterator member_it, leave_reason reason,
                                         bool notify, outbox& out) {
   auto& members = room_it->second.members;
@@ -215,16 +215,16 @@ void local_room_registry::expire(const peer_ref& self) {
   send_all(out);
 }
 
-deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target,
-                                            shared_message msg) {
-  outbox out;
-  deliver_status status = deliver_status::delivered;
+deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target, shared_message msg) {
+  // The hot path: one lookup under the lock, the weak_ptr copied out, the
+  // post to the target's strand after the lock is released.
+  std::weak_ptr<peer_link> link;
   if (from.mode == protocol::peer_mode::lobby) {
     auto& s = shard_for(target);
     std::lock_guard lock(s.mu);
-    auto it = s.lobby.find(std::string(target));
+    auto it = s.lobby.find(target);
     if (it == s.lobby.end() || target == from.id) return deliver_status::not_found;
-    out.emplace_back(it->second.link, std::move(msg));
+    link = it->second.link;
   } else {
     auto& s = shard_for(from.room);
     std::lock_guard lock(s.mu);
@@ -235,12 +235,21 @@ deliver_status local_room_registry::deliver(const peer_ref& from, std::string_vi
     if (sender == members.end() || sender->epoch != from.epoch) return deliver_status::not_found;
     auto it = find_member(members, target);
     if (it == members.end() || it == sender) return deliver_status::not_found;
-    if (it->held) status = deliver_status::held;
-    enqueue_locked(*it, msg, out);
+    metrics_.relayed.Increment();
+    if (it->held) {
+      if (auto dropped = it->held_messages.push(std::move(msg)))
+        metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+      return deliver_status::held;
+    }
+    link = it->link;
   }
-  metrics_.relayed.Increment();
-  send_all(out);
-  return status;
+  if (from.mode == protocol::peer_mode::lobby) metrics_.relayed.Increment();
+  if (auto l = link.lock()) {
+    l->deliver(std::move(msg));
+  } else {
+    metrics_.dropped(drop_reason::closed).Increment();
+  }
+  return deliver_status::delivered;
 }
 
 std::size_t local_room_registry::broadcast(const peer_ref& from, shared_message msg) {

@@ -53,11 +53,18 @@ class local_room_registry final : public room_registry {
     std::weak_ptr<peer_link> link;
     std::uint64_t epoch = 0;
   };
+  // Lets find() take the string_view from a frame without a temporary string.
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
+  };
+  template <class T>
+  using name_map = std::unordered_map<std::string, T, name_hash, std::equal_to<>>;
   static constexpr std::size_t shard_count = 16;
   struct shard {
     std::mutex mu;
-    std::unordered_map<std::string, room> rooms;
-    std::unordered_map<std::string, lobby_member> lobby;
+    name_map<room> rooms;
+    name_map<lobby_member> lobby;
   };
   // Deliveries decided under a shard lock, performed after it is released.
   using outbox = std::vector<std::pair<std::weak_ptr<peer_link>, shared_message>>;
@@ -67,7 +74,7 @@ class local_room_registry final : public room_registry {
   // Queues `msg` for `m` (held queue or outbox). Caller holds the shard lock.
   void enqueue_locked(member& m, const shared_message& msg, outbox& out);
   // Removes `self` for good and queues peer-left for the others. Caller holds the lock.
-  void remove_locked(shard& s, std::unordered_map<std::string, room>::iterator room_it,
+  void remove_locked(shard& s, name_map<room>::iterator room_it,
                      std::vector<member>::iterator member_it, protocol::leave_reason reason, bool notify,
                      outbox& out);
   void send_all(outbox& out);

@@ -37,6 +37,19 @@ std::int64_t unix_now() {
       .count();
 }
 
+// A client-supplied name as it may appear in a log line: refused names can
+// hold anything, so keep only name characters and cut it short.
+std::string loggable(std::string_view name) {
+  std::string out;
+  for (char c : name.substr(0, 64)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '~' || c == '-';
+    out.push_back(ok ? c : '?');
+  }
+  if (name.size() > 64) out += "...";
+  return out;
+}
+
 shared_message make_message(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
 
 const char* mode_name(protocol::peer_mode mode) {
@@ -205,7 +218,10 @@ void websocket_session<Stream>::refuse(error_code code, std::string message) {
     if (!refusal_) refusal_ = protocol::failure{code, std::move(message)};
     return;
   }
-  spdlog::info("refuse path={} remote={} code={} reason=\"{}\"", target_.name, remote_,
+  const bool room_mode = target_.kind == protocol::endpoint_kind::room;
+  spdlog::info("refuse mode={} room={} peer={} remote={} code={} reason=\"{}\"", room_mode ? "room" : "lobby",
+               loggable(room_mode ? target_.name : ""),
+               loggable(room_mode ? target_.param("peer").value_or("") : target_.name), remote_,
                protocol::to_string(code), message);
   reply_error(code, message);
   end(leave_kind::closed, protocol::close_code_for(code), /*flush=*/true);
@@ -230,7 +246,7 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
         kind = leave_kind::kicked;  // a WebSocket protocol violation (e.g. 1007 bad UTF-8), closed by Beast
       }
       closing_ = close_code::normal;
-      leave_registry(kind, std::exchange(queue_, {}));
+      leave_registry(kind, queue_.take());
       queued_bytes_ = 0;
     }
     close_timer_.cancel();

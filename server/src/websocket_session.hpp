@@ -7,6 +7,7 @@
 // (the socket's executor). Other threads reach the session only through
 // deliver(), replaced() and shutdown(), which post to that strand. The
 // session is owned by the shared_from_this() its pending handlers hold.
+#include "message_queue.hpp"
 #include "peer_link.hpp"
 #include "room_registry.hpp"
 #include "server_state.hpp"
@@ -95,7 +96,7 @@ class websocket_session final : public session_base,
   bool close_started_ = false;
   bool flush_before_close_ = false;
 
-  std::deque<shared_message> queue_;  // front() is being written while writing_
+  message_queue queue_;  // front() is being written while writing_
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
 

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace rendezvous::protocol {
@@ -23,14 +24,16 @@ class held_queue {
   // Moves all held messages out, oldest first.
   std::deque<message> take() noexcept;
 
-  std::size_t size() const noexcept { return queue_.size(); }
+  std::size_t size() const noexcept { return queue_ ? queue_->size() : 0; }
   std::size_t bytes() const noexcept { return bytes_; }
 
  private:
   std::size_t max_messages_;
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
-  std::deque<message> queue_;
+  // Created on the first push: most members never hold anything, and an
+  // empty std::deque already allocates (idle memory per connection).
+  std::optional<std::deque<message>> queue_;
 };
 
 }  // namespace rendezvous::protocol

@@ -1,0 +1,297 @@
+// Helpers for the operations tests (ops-*.test.mjs): TLS certificates made at
+// test time, a wss:// server context, clients with TLS options, JWTs built
+// independently of the server (node:crypto HMAC), and the `token`
+// subcommand. The existing helpers (client.mjs, harness.mjs, ...) are used
+// as they are; nothing here changes them.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { after, afterEach, before } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { Client, DEFAULT_TIMEOUT_MS } from './client.mjs';
+import { ServerContext } from './harness.mjs';
+import { Metrics } from './http.mjs';
+import { serverBinary } from './server.mjs';
+
+// ---------------------------------------------------------------------------
+// Temp dirs and certificates
+
+/** A temp dir removed in a root-level after() hook of the calling test file. */
+export function tempDir(prefix = 'rendezvous-ops-') {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * A self-signed P-256 certificate for 127.0.0.1 and localhost, valid one
+ * day, made with openssl now. Returns {cert, key, pem} (paths, and the
+ * certificate text to use as a client's `ca`).
+ */
+export function makeSelfSignedCert(dir, name = 'server', { cn = 'localhost', san = 'IP:127.0.0.1,DNS:localhost' } = {}) {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync(
+    'openssl',
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`, '-keyout', key, '-out', cert,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 },
+  );
+  return { cert, key, pem: readFileSync(cert, 'utf8') };
+}
+
+// ---------------------------------------------------------------------------
+// Clients with TLS (or any other ws) options
+
+/**
+ * A Client (lib/client.mjs: same queue, next/nextOfType/expectQuiet/close...)
+ * whose WebSocket gets extra `ws` options, e.g. {ca} or
+ * {rejectUnauthorized:false}. Client's constructor fixes its ws options, so
+ * this builds the same object around its own WebSocket.
+ */
+export function makeClient(url, { label = url, headers, wsOptions = {}, handshakeTimeoutMs = 5000 } = {}) {
+  const c = Object.create(Client.prototype);
+  Object.assign(c, {
+    url,
+    label,
+    queue: [],
+    waiters: [],
+    pingWaiters: [],
+    pingsReceived: 0,
+    skipped: [],
+    closeInfo: null,
+    error: null,
+    isOpen: false,
+  });
+  c.ws = new WebSocket(url, {
+    autoPong: true,
+    perMessageDeflate: false,
+    maxPayload: 512 * 1024 * 1024,
+    handshakeTimeout: handshakeTimeoutMs,
+    headers,
+    ...wsOptions,
+  });
+  c.opened = new Promise((resolve, reject) => {
+    c.ws.once('open', () => {
+      c.isOpen = true;
+      resolve(c);
+    });
+    c.ws.once('error', (err) => {
+      if (!c.isOpen) {
+        const e = new Error(`${label}: WebSocket open failed: ${err.message}`);
+        e.cause = err;
+        reject(e);
+      }
+    });
+  });
+  c.opened.catch(() => {});
+  c.closed = new Promise((resolve) => {
+    c.ws.once('close', (code, reason) => {
+      c.closeInfo = { code, reason: reason.toString('utf8') };
+      resolve(c.closeInfo);
+      c._wake();
+    });
+  });
+  c.ws.on('error', (err) => {
+    c.error = err;
+  });
+  c.ws.on('message', (data, isBinary) => {
+    const entry = { binary: isBinary };
+    if (isBinary) {
+      entry.raw = data;
+    } else {
+      entry.raw = data.toString('utf8');
+      try {
+        entry.data = JSON.parse(entry.raw);
+      } catch (err) {
+        entry.parseError = err;
+      }
+    }
+    c.queue.push(entry);
+    c._wake();
+  });
+  c.ws.on('ping', () => {
+    c.pingsReceived += 1;
+    const waiters = c.pingWaiters;
+    c.pingWaiters = [];
+    for (const w of waiters) w();
+  });
+  return c;
+}
+
+/** Resolves with the open error of `client` (asserts it did not open). */
+export async function expectOpenFails(client, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${client.label}: neither opened nor failed within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([client.opened, timeout]);
+  } catch (err) {
+    if (/neither opened nor failed/.test(err.message)) throw err;
+    return err;
+  } finally {
+    clearTimeout(timer);
+    client.ws.terminate();
+  }
+  assert.fail(`${client.label}: the WebSocket opened, but it should have failed`);
+}
+
+// ---------------------------------------------------------------------------
+// HTTPS
+
+/** One HTTPS request (no keep-alive) with a deadline: {status, headers, body}. */
+export function httpsRequest(port, reqPath, { method = 'GET', headers = {}, ca, rejectUnauthorized = true, host = '127.0.0.1', servername, timeoutMs = 3000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host, port, path: reqPath, method, agent: false, ca, rejectUnauthorized, servername, headers: { Connection: 'close', ...headers } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`https ${method} ${reqPath}: no complete response within ${timeoutMs} ms`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// wss:// server context
+
+/** A ServerContext whose clients and HTTP requests use TLS, verifying `ca`. */
+export class TlsServerContext extends ServerContext {
+  constructor(args, { ca, host = '127.0.0.1' } = {}) {
+    super(args);
+    this.ca = ca;
+    this.host = host;
+  }
+
+  url(p) {
+    return `wss://${this.host}:${this.port}${p}`;
+  }
+
+  async connect(p, options = {}) {
+    const { wsOptions, ...rest } = options;
+    const client = makeClient(this.url(p), { label: options.label ?? p, ...rest, wsOptions: { ca: this.ca, ...wsOptions } });
+    this.clients.add(client);
+    await client.opened;
+    return client;
+  }
+
+  http(p, opts = {}) {
+    return httpsRequest(this.port, p, { ca: this.ca, host: this.host, ...opts });
+  }
+
+  async metrics() {
+    const res = await this.http('/metrics');
+    if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.body}`);
+    return new Metrics(res.body);
+  }
+}
+
+/**
+ * Hooks a ready-made context into the calling describe() block exactly as
+ * harness.mjs's useServer() does (start before, close clients after each,
+ * stop with SIGTERM after and fail if the server died or exited non-zero).
+ * `ctx.args` may be filled in until the before hook runs.
+ */
+export function useContext(ctx, { stopTimeoutMs = 5000 } = {}) {
+  before(async () => {
+    await ctx.start();
+  });
+  afterEach(async () => {
+    await ctx.closeClients();
+  });
+  after(async () => {
+    await ctx.closeClients();
+    if (!ctx.server) return;
+    const crashed = ctx.server.exitInfo;
+    const info = await ctx.server.stop({ timeoutMs: stopTimeoutMs });
+    assert.equal(crashed, null, `server died during the suite: ${JSON.stringify(crashed)}; log tail:\n${ctx.server.log().slice(-4000)}`);
+    assert.equal(info.killed, false, `server did not exit within ${stopTimeoutMs} ms of SIGTERM`);
+    assert.equal(info.code, 0, `server exit after SIGTERM: ${JSON.stringify(info)}; log tail:\n${ctx.server.log().slice(-4000)}`);
+  });
+  return ctx;
+}
+
+export function useTlsServer(args, opts) {
+  return useContext(new TlsServerContext(args, opts));
+}
+
+// ---------------------------------------------------------------------------
+// JWTs built here, independently of the server (node:crypto HMAC)
+
+export const nowS = () => Math.floor(Date.now() / 1000);
+
+export function b64url(data) {
+  return Buffer.from(typeof data === 'string' ? data : data).toString('base64url');
+}
+
+const HMAC_BY_ALG = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
+
+/**
+ * A signed JWT. `header.alg` picks the HMAC (HS256 default; HS384/HS512 to
+ * test refusals); `signWith` overrides the HMAC used whatever the header says.
+ */
+export function makeJwt(secret, claims, { header = { alg: 'HS256', typ: 'JWT' }, signWith } = {}) {
+  const h = b64url(JSON.stringify(header));
+  const p = b64url(JSON.stringify(claims));
+  const hash = signWith ?? HMAC_BY_ALG[header.alg] ?? 'sha256';
+  const sig = createHmac(hash, secret).update(`${h}.${p}`).digest('base64url');
+  return `${h}.${p}.${sig}`;
+}
+
+/** An unsigned JWT with `alg: none` (empty signature part). */
+export function makeUnsignedJwt(claims) {
+  return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}.`;
+}
+
+/** Decodes a JWT's header and payload (no verification). */
+export function decodeJwt(token) {
+  const [h, p, s] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(h, 'base64url').toString('utf8')),
+    payload: JSON.parse(Buffer.from(p, 'base64url').toString('utf8')),
+    signature: s,
+  };
+}
+
+/**
+ * Runs `rendezvous-server token ...args`; resolves {status, stdout, stderr}.
+ * The caller's RENDEZVOUS_* variables are dropped unless given in `env`.
+ */
+export function runTokenCommand(args, env = {}) {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RENDEZVOUS_')));
+  try {
+    const stdout = execFileSync(serverBinary(), ['token', ...args], {
+      encoding: 'utf8',
+      timeout: 5000,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { status: 0, stdout, stderr: '' };
+  } catch (err) {
+    return { status: err.status, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
