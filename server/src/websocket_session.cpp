@@ -276,6 +276,21 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
     }
   }
   buffer_.consume(buffer_.size());
+  // Back-pressure on a peer's own traffic: while half the outbound queue is
+  // waiting to be written (its replies, or what others send it), read no
+  // more from it. A fast sender is slowed down instead of being mistaken for
+  // a slow reader; on_write resumes reading once the queue has drained.
+  if (!closing_ && queue_.size() * 2 >= state_.settings().outbound_max_messages) {
+    read_paused_ = true;
+    // No read is pending, so Beast's keepalive cannot notice a peer that has
+    // stopped reading: bound the pause like a silent connection.
+    close_timer_.expires_after(2 * state_.settings().ping_interval);
+    close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && self->read_paused_ && !self->closing_)
+        self->end(leave_kind::dropped, close_code::policy, /*flush=*/false);
+    });
+    return;
+  }
   do_read();
 }
 
@@ -378,6 +393,11 @@ void websocket_session<Stream>::on_write(beast::error_code ec, std::size_t bytes
   state_.stats().bytes_out.Increment(static_cast<double>(bytes));
   queued_bytes_ -= queue_.front()->size();
   queue_.pop_front();
+  if (read_paused_ && (closing_ || queue_.size() * 4 < state_.settings().outbound_max_messages)) {
+    read_paused_ = false;
+    if (!closing_) close_timer_.cancel();
+    do_read();
+  }
   if (!queue_.empty()) return do_write();
   if (closing_ && !close_started_) do_close();
 }

@@ -99,6 +99,7 @@ class websocket_session final : public session_base,
   message_queue queue_;  // front() is being written while writing_
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
+  bool read_paused_ = false;  // back-pressure: no read pending while the queue drains
 
   protocol::token_bucket bucket_;
   std::size_t strikes_ = 0;

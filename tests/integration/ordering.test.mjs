@@ -70,3 +70,18 @@ describe('ordering (--rate-limit-per-s 0)', () => {
     }
   });
 });
+
+describe('back-pressure on a fast sender (--rate-limit-per-s 0 --outbound-max-messages 8)', () => {
+  const ctx = useServer(['--rate-limit-per-s', '0', '--outbound-max-messages', '8']);
+
+  it('2000 pings sent at once all get their pong, in order: the sender is slowed, not closed as a slow reader', async () => {
+    const a = await ctx.join(uniq('bp'), { peer: 'A' });
+    const n = 2000;
+    for (let i = 0; i < n; i++) a.send({ type: 'ping', t: i });
+    for (let i = 0; i < n; i++) {
+      const m = await a.next();
+      assert.deepEqual(m, { type: 'pong', t: i });
+    }
+    assert.equal(a.closeInfo, null);
+  });
+});
