@@ -215,7 +215,8 @@ void local_room_registry::expire(const peer_ref& self) {
   send_all(out);
 }
 
-deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target, shared_message msg) {
+deliver_status local_room_registry::deliver(const peer_ref& from, std::string_view target,
+                                            shared_message msg) {
   // The hot path: one lookup under the lock, the weak_ptr copied out, the
   // post to the target's strand after the lock is released.
   std::weak_ptr<peer_link> link;

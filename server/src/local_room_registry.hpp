@@ -74,9 +74,8 @@ class local_room_registry final : public room_registry {
   // Queues `msg` for `m` (held queue or outbox). Caller holds the shard lock.
   void enqueue_locked(member& m, const shared_message& msg, outbox& out);
   // Removes `self` for good and queues peer-left for the others. Caller holds the lock.
-  void remove_locked(shard& s, name_map<room>::iterator room_it,
-                     std::vector<member>::iterator member_it, protocol::leave_reason reason, bool notify,
-                     outbox& out);
+  void remove_locked(shard& s, name_map<room>::iterator room_it, std::vector<member>::iterator member_it,
+                     protocol::leave_reason reason, bool notify, outbox& out);
   void send_all(outbox& out);
   void start_grace_timer(const peer_ref& self);
   void expire(const peer_ref& self);

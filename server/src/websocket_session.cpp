@@ -42,8 +42,8 @@ std::int64_t unix_now() {
 std::string loggable(std::string_view name) {
   std::string out;
   for (char c : name.substr(0, 64)) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '~' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '~' || c == '-';
     out.push_back(ok ? c : '?');
   }
   if (name.size() > 64) out += "...";
