@@ -199,10 +199,16 @@ export class DcPeer {
       if (msg.id !== this.remoteId) return; // peer-joined/left of others etc.
       if (msg.type === 'offer' || msg.type === 'answer') {
         this.pc.setRemoteDescription(msg.description, msg.type);
+        this.haveRemote = true;
+        // Candidates that came before the description (libdatachannel has no
+        // ICE transport to give them to until then).
+        for (const c of (this.pendingCandidates ?? []).splice(0)) this.pc.addRemoteCandidate(c.candidate, c.mid);
       } else if (msg.type === 'candidate') {
         if (msg.candidate) {
           this.remoteCandidates.push(msg.candidate);
-          this.pc.addRemoteCandidate(msg.candidate, msg.mid ?? '0');
+          const c = { candidate: msg.candidate, mid: msg.mid ?? '0' };
+          if (this.haveRemote) this.pc.addRemoteCandidate(c.candidate, c.mid);
+          else (this.pendingCandidates ??= []).push(c);
         }
       }
     } catch (err) {
