@@ -11,32 +11,13 @@
 # only when node_modules does not match the lock file.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export DEBIAN_FRONTEND=noninteractive
-log() { printf '[turn/install] %s\n' "$*" >&2; }
-
-if [[ "$(id -u)" -eq 0 ]]; then SUDO=(); else SUDO=(sudo -n env DEBIAN_FRONTEND=noninteractive); fi
+ROOT="$(cd "$HERE/../.." && pwd)"
+LOG_TAG=turn/install
+# shellcheck source=scripts/lib/deps.sh
+source "$ROOT/scripts/lib/deps.sh"
 
 # coturn: the TURN server under test; iproute2: `ip netns` for the peers' namespaces.
-missing=()
-for pkg in coturn iproute2; do
-  [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" == ii* ]] || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  apt_opts=(-y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0
-            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  "${SUDO[@]}" apt-get "${apt_opts[@]}" update </dev/null
-  "${SUDO[@]}" apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}" </dev/null
-fi
+ensure_packages coturn iproute2
 command -v turnserver >/dev/null || { log "turnserver not found after installing coturn"; exit 1; }
 
-# npm ci only when the installed tree does not match the lock file.
-stamp="$HERE/node_modules/.rendezvous-lock-stamp"
-want="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1) node-$(node --version)"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  log "npm ci in $HERE"
-  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
-  printf '%s\n' "$want" >"$stamp"
-else
-  log "node_modules matches package-lock.json; skipping npm ci"
-fi
+npm_ci_dir "$HERE"
