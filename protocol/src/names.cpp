@@ -2,15 +2,6 @@
 
 namespace rendezvous::protocol {
 
-namespace {
-
-constexpr bool is_name_char(unsigned char c) noexcept {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '~' || c == '-';
-}
-
-}  // namespace
-
 bool is_valid_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > max_name_length) return false;
   for (const char c : name) {

@@ -1,5 +1,6 @@
 #include "auth.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
 extern "C" {
@@ -94,16 +95,10 @@ std::string make_token(std::string_view secret, std::string_view room, std::stri
 std::optional<std::string> token_from(std::optional<std::string_view> query_token,
                                       std::string_view authorization) {
   if (query_token && !query_token->empty()) return std::string(*query_token);
-  constexpr std::string_view bearer = "Bearer ";
-  if (authorization.size() > bearer.size()) {
-    auto scheme = authorization.substr(0, bearer.size());
-    bool match = true;
-    for (std::size_t i = 0; i < bearer.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(scheme[i])) !=
-          std::tolower(static_cast<unsigned char>(bearer[i])))
-        match = false;
-    if (match) return std::string(authorization.substr(bearer.size()));
-  }
+  constexpr std::string_view bearer = "Bearer ";  // the scheme is case-insensitive (RFC 9110)
+  if (authorization.size() > bearer.size() &&
+      boost::beast::iequals(authorization.substr(0, bearer.size()), bearer))
+    return std::string(authorization.substr(bearer.size()));
   return std::nullopt;
 }
 

@@ -13,6 +13,11 @@ namespace rendezvous::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+std::string format_endpoint(const tcp::endpoint& ep) {
+  auto addr = ep.address();
+  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
+}
+
 listener::listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& state,
                    net::ssl::context* tls)
     : ioc_(ioc),

@@ -11,8 +11,12 @@
 #include <boost/beast/core/error.hpp>
 
 #include <memory>
+#include <string>
 
 namespace rendezvous::server {
+
+// "127.0.0.1:8080" or "[::1]:8080", as logs and the listening line print it.
+std::string format_endpoint(const boost::asio::ip::tcp::endpoint& ep);
 
 class listener : public std::enable_shared_from_this<listener> {
  public:

@@ -31,10 +31,14 @@ local_room_registry::shard& local_room_registry::shard_for(std::string_view key)
   return shards_[std::hash<std::string_view>{}(key) % shard_count];
 }
 
+void local_room_registry::hold_locked(member& m, shared_message msg) {
+  if (auto dropped = m.held_messages.push(std::move(msg)))
+    metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+}
+
 void local_room_registry::enqueue_locked(member& m, const shared_message& msg, outbox& out) {
   if (m.held) {
-    if (auto dropped = m.held_messages.push(msg))
-      metrics_.dropped(drop_reason::held_overflow).Increment(dropped);
+    hold_locked(m, msg);
   } else {
     out.emplace_back(m.link, msg);
   }
@@ -238,8 +242,7 @@ deliver_status local_room_registry::deliver(const peer_ref& from, std::string_vi
     if (it == members.end() || it == sender) return deliver_status::not_found;
     metrics_.relayed.Increment();
     if (it->held) {
-      if (auto dropped = it->held_messages.push(std::move(msg)))
-        metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+      hold_locked(*it, std::move(msg));
       return deliver_status::held;
     }
     link = it->link;

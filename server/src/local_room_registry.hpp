@@ -71,6 +71,8 @@ class local_room_registry final : public room_registry {
 
   shard& shard_for(std::string_view key);
   protocol::result<join_granted> join_lobby(join_request& request);
+  // Appends to a held member's queue, counting what the bound pushes out.
+  void hold_locked(member& m, shared_message msg);
   // Queues `msg` for `m` (held queue or outbox). Caller holds the shard lock.
   void enqueue_locked(member& m, const shared_message& msg, outbox& out);
   // Removes `self` for good and queues peer-left for the others. Caller holds the lock.

@@ -61,11 +61,6 @@ registry_limits limits_from(const config& cfg) {
   return l;
 }
 
-std::string format_endpoint(const net::ip::tcp::endpoint& ep) {
-  auto addr = ep.address();
-  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
-}
-
 // Reads the secret file, if any, into auth_jwt_secret and checks settings
 // that go together. Returns an error line, or "" when the config is usable.
 std::string finish_config(config& cfg) {

@@ -1,6 +1,7 @@
 #include "websocket_session.hpp"
 
 #include "auth.hpp"
+#include "listener.hpp"
 
 #include <rendezvous/protocol/frame.hpp>
 #include <rendezvous/protocol/names.hpp>
@@ -27,11 +28,6 @@ std::int64_t now_us() {
       .count();
 }
 
-std::string format_endpoint(const net::ip::tcp::endpoint& ep) {
-  auto addr = ep.address();
-  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
-}
-
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -41,12 +37,9 @@ std::int64_t unix_now() {
 // hold anything, so keep only name characters and cut it short.
 std::string loggable(std::string_view name) {
   std::string out;
-  for (char c : name.substr(0, 64)) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '~' || c == '-';
-    out.push_back(ok ? c : '?');
-  }
-  if (name.size() > 64) out += "...";
+  for (char c : name.substr(0, protocol::max_name_length))
+    out.push_back(protocol::is_name_char(static_cast<unsigned char>(c)) ? c : '?');
+  if (name.size() > protocol::max_name_length) out += "...";
   return out;
 }
 
