@@ -27,6 +27,7 @@ export class Client {
    * @param {boolean} [options.autoPong=true] answer WebSocket pings (ws option)
    * @param {string} [options.label] name used in error messages
    * @param {object} [options.headers] extra HTTP headers for the upgrade
+   * @param {object} [options.wsOptions] extra `ws` options, e.g. {ca} or {rejectUnauthorized:false}
    */
   constructor(url, options = {}) {
     this.url = url;
@@ -46,6 +47,7 @@ export class Client {
       maxPayload: 512 * 1024 * 1024,
       handshakeTimeout: options.handshakeTimeoutMs ?? 5000,
       headers: options.headers,
+      ...options.wsOptions,
     });
 
     this.opened = new Promise((resolve, reject) => {
@@ -54,7 +56,7 @@ export class Client {
         resolve(this);
       });
       this.ws.once('error', (err) => {
-        if (!this.isOpen) reject(new Error(`${this.label}: WebSocket open failed: ${err.message}`));
+        if (!this.isOpen) reject(new Error(`${this.label}: WebSocket open failed: ${err.message}`, { cause: err }));
       });
     });
     // Avoid unhandled rejections when a test does not await `opened`.

@@ -13,8 +13,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before } from 'node:test';
 
-import WebSocket from 'ws';
-
 import { Client, DEFAULT_TIMEOUT_MS } from './client.mjs';
 import { ServerContext } from './harness.mjs';
 import { Metrics } from './http.mjs';
@@ -52,80 +50,9 @@ export function makeSelfSignedCert(dir, name = 'server', { cn = 'localhost', san
 // ---------------------------------------------------------------------------
 // Clients with TLS (or any other ws) options
 
-/**
- * A Client (lib/client.mjs: same queue, next/nextOfType/expectQuiet/close...)
- * whose WebSocket gets extra `ws` options, e.g. {ca} or
- * {rejectUnauthorized:false}. Client's constructor fixes its ws options, so
- * this builds the same object around its own WebSocket.
- */
+/** A Client (lib/client.mjs) whose WebSocket gets extra `ws` options, e.g. {ca} or {rejectUnauthorized:false}. */
 export function makeClient(url, { label = url, headers, wsOptions = {}, handshakeTimeoutMs = 5000 } = {}) {
-  const c = Object.create(Client.prototype);
-  Object.assign(c, {
-    url,
-    label,
-    queue: [],
-    waiters: [],
-    pingWaiters: [],
-    pingsReceived: 0,
-    skipped: [],
-    closeInfo: null,
-    error: null,
-    isOpen: false,
-  });
-  c.ws = new WebSocket(url, {
-    autoPong: true,
-    perMessageDeflate: false,
-    maxPayload: 512 * 1024 * 1024,
-    handshakeTimeout: handshakeTimeoutMs,
-    headers,
-    ...wsOptions,
-  });
-  c.opened = new Promise((resolve, reject) => {
-    c.ws.once('open', () => {
-      c.isOpen = true;
-      resolve(c);
-    });
-    c.ws.once('error', (err) => {
-      if (!c.isOpen) {
-        const e = new Error(`${label}: WebSocket open failed: ${err.message}`);
-        e.cause = err;
-        reject(e);
-      }
-    });
-  });
-  c.opened.catch(() => {});
-  c.closed = new Promise((resolve) => {
-    c.ws.once('close', (code, reason) => {
-      c.closeInfo = { code, reason: reason.toString('utf8') };
-      resolve(c.closeInfo);
-      c._wake();
-    });
-  });
-  c.ws.on('error', (err) => {
-    c.error = err;
-  });
-  c.ws.on('message', (data, isBinary) => {
-    const entry = { binary: isBinary };
-    if (isBinary) {
-      entry.raw = data;
-    } else {
-      entry.raw = data.toString('utf8');
-      try {
-        entry.data = JSON.parse(entry.raw);
-      } catch (err) {
-        entry.parseError = err;
-      }
-    }
-    c.queue.push(entry);
-    c._wake();
-  });
-  c.ws.on('ping', () => {
-    c.pingsReceived += 1;
-    const waiters = c.pingWaiters;
-    c.pingWaiters = [];
-    for (const w of waiters) w();
-  });
-  return c;
+  return new Client(url, { label, headers, wsOptions, handshakeTimeoutMs });
 }
 
 /** Resolves with the open error of `client` (asserts it did not open). */
