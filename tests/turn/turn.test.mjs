@@ -197,7 +197,8 @@ describe('TURN through Debian coturn: relay-only libdatachannel peers in separat
   it('peers in separate namespaces open a data channel through coturn with the credentials from their welcome', async () => {
     const r = await runPair('good', { policy: 'relay', until: 'open' });
     for (const id of ['A', 'B']) {
-      assert.equal(r[id].ok, true, `${id}: ${JSON.stringify(r[id])}`);
+      // both sides in the message: a failure on one is often explained by the other
+      assert.equal(r[id].ok, true, `${id} failed; both sides: ${JSON.stringify(r)}`);
       assert.equal(r[id].exit.code, 0);
     }
     assert.equal(r.A.received, 'hello from B');
