@@ -54,6 +54,8 @@ struct cli_options {
   std::string room;
   std::string id;
   std::string token;
+  std::string ca_file;
+  bool insecure = false;
   bool json = false;
   std::vector<std::string> sends;
   std::string send_file;
@@ -117,6 +119,8 @@ class peer_app : public negotiation_observer {
     so.room = opt_.room;
     so.peer_id = opt_.id;
     so.token = opt_.token;
+    so.ca_file = opt_.ca_file;
+    so.insecure = opt_.insecure;
     so.first_connect_attempts = opt_.connect_attempts;
     signaling_handlers h;
     h.on_state = [this](connection_state s) { on_signaling_state(s); };
@@ -458,11 +462,16 @@ int main(int argc, char** argv) {
       "Exit codes: 0 done (--exit-after reached, stdin closed, or SIGINT/SIGTERM), 1 internal error,\n"
       "2 usage, 3 could not connect to the server, 4 refused by the server (the code is printed),\n"
       "5 WebRTC failed (no data channel, or not enough messages, within --timeout; or no WebRTC engine)."};
-  app.add_option("--server", opt.server, "server URL, ws://HOST:PORT (wss:// is not supported yet)")
+  app.add_option("--server", opt.server, "server URL, ws://HOST:PORT[/BASE] or wss://HOST:PORT[/BASE]")
       ->required();
   app.add_option("--room", opt.room, "room to join")->required();
   app.add_option("--id", opt.id, "peer id to ask for (default: the server picks one)");
   app.add_option("--token", opt.token, "auth token (JWT), sent as the `token` query parameter");
+  app.add_option("--ca-file", opt.ca_file,
+                 "wss://: trust the CA certificate(s) in this PEM file instead of the system's trust store")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure", opt.insecure,
+               "wss://: do not verify the server's certificate or host name (testing only)");
   app.add_flag(
       "--json", opt.json,
       "print one JSON event per line on stdout: joined, role, connected, message, peer-left, error, ...");

@@ -1,7 +1,12 @@
 #include <rendezvous/client/signaling_client.hpp>
 #include <rendezvous/protocol/errors.hpp>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -40,6 +45,40 @@ bool is_final_refusal(std::string_view code, bool ever_welcomed) {
     default: return false;
   }
 }
+
+// The server's certificate was refused (untrusted, expired, wrong name).
+bool is_certificate_failure(const beast::error_code& ec) {
+  return ec.category() == net::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+}
+
+// The TLS context of a wss:// client: TLS 1.2+, and unless `insecure`, the
+// peer's chain checked against `ca_file` or the system's trust store.
+std::shared_ptr<net::ssl::context> make_tls_context(const signaling_options& o, std::string* why) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  if (o.insecure) {
+    ctx->set_verify_mode(net::ssl::verify_none);
+    return ctx;
+  }
+  beast::error_code ec;
+  if (!o.ca_file.empty()) {
+    ctx->load_verify_file(o.ca_file, ec);
+    if (ec) {
+      if (why) *why = "cannot load CA file '" + o.ca_file + "': " + ec.message();
+      return nullptr;
+    }
+  } else {
+    ctx->set_default_verify_paths(ec);
+    if (ec) {
+      if (why) *why = "cannot load the system's trust store: " + ec.message();
+      return nullptr;
+    }
+  }
+  ctx->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+  return ctx;
+}
 }  // namespace
 
 std::shared_ptr<signaling_client> signaling_client::create(net::any_io_executor ex, signaling_options options,
@@ -49,17 +88,22 @@ std::shared_ptr<signaling_client> signaling_client::create(net::any_io_executor 
     return nullptr;
   };
   auto url = parse_server_url(options.url);
-  if (!url) return set("bad server URL '" + options.url + "': expected ws://HOST:PORT");
-  if (url->tls) return set("wss:// is not supported yet (TLS comes with issue 4): use ws://");
+  if (!url) return set("bad server URL '" + options.url + "': expected ws://HOST:PORT or wss://HOST:PORT");
+  std::shared_ptr<net::ssl::context> tls;
+  if (url->tls) {
+    std::string tls_why;
+    tls = make_tls_context(options, &tls_why);
+    if (!tls) return set(std::move(tls_why));
+  }
   // Names are checked by the server, which refuses a bad one with
   // `bad-request` (4400): the client reports that like any refusal.
   if (options.room.empty()) return set("no room name");
-  return std::shared_ptr<signaling_client>(
-      new signaling_client(std::move(ex), std::move(options), std::move(*url), std::move(handlers)));
+  return std::shared_ptr<signaling_client>(new signaling_client(
+      std::move(ex), std::move(options), std::move(*url), std::move(tls), std::move(handlers)));
 }
 
 signaling_client::signaling_client(net::any_io_executor ex, signaling_options options, server_url url,
-                                   signaling_handlers handlers)
+                                   std::shared_ptr<net::ssl::context> tls, signaling_handlers handlers)
     : strand_(net::make_strand(ex)),
       options_(std::move(options)),
       url_(std::move(url)),
@@ -67,11 +111,29 @@ signaling_client::signaling_client(net::any_io_executor ex, signaling_options op
       resolver_(strand_),
       retry_timer_(strand_),
       close_timer_(strand_),
+      tls_context_(std::move(tls)),
       backoff_(options_.backoff_initial, options_.backoff_max),
       rng_(std::random_device{}()),
       peer_id_(options_.peer_id) {}
 
 signaling_client::~signaling_client() = default;
+
+std::string signaling_client::certificate_problem() {
+  if (!tls_) return "no TLS";
+  long result = SSL_get_verify_result(tls_->next_layer().native_handle());
+  return std::string(X509_verify_cert_error_string(result)) + " (host " + url_.host + ")";
+}
+
+template <class F>
+decltype(auto) signaling_client::with_ws(F&& f) {
+  if (tls_) return f(*tls_);
+  return f(*plain_);
+}
+
+beast::tcp_stream& signaling_client::tcp() {
+  if (tls_) return beast::get_lowest_layer(*tls_);
+  return beast::get_lowest_layer(*plain_);
+}
 
 template <class F, class... A>
 void signaling_client::call(const F& f, const A&... args) {
@@ -111,7 +173,13 @@ void signaling_client::do_connect() {
   writing_ = false;
   refusal_.reset();
   buffer_.clear();
-  ws_.emplace(strand_);
+  plain_.reset();
+  tls_.reset();
+  if (tls_context_) {
+    tls_.emplace(strand_, *tls_context_);
+  } else {
+    plain_.emplace(strand_);
+  }
   spdlog::debug("signaling: connecting to {}:{} (attempt {})", url_.host, url_.port, attempts_);
   resolver_.async_resolve(
       url_.host, url_.port,
@@ -122,8 +190,8 @@ void signaling_client::on_resolve(std::uint64_t epoch, beast::error_code ec,
                                   tcp::resolver::results_type results) {
   if (epoch != epoch_ || closing_) return;
   if (ec) return on_connection_lost(epoch, ec, "resolve");
-  beast::get_lowest_layer(*ws_).expires_after(options_.connect_timeout);
-  beast::get_lowest_layer(*ws_).async_connect(
+  tcp().expires_after(options_.connect_timeout);
+  tcp().async_connect(
       results, beast::bind_front_handler(&signaling_client::on_tcp_connect, shared_from_this(), epoch));
 }
 
@@ -131,30 +199,64 @@ void signaling_client::on_tcp_connect(std::uint64_t epoch, beast::error_code ec,
                                       tcp::resolver::results_type::endpoint_type) {
   if (epoch != epoch_ || closing_) return;
   if (ec) return on_connection_lost(epoch, ec, "connect");
-  beast::get_lowest_layer(*ws_).socket().set_option(tcp::no_delay(true), ec);
-  beast::get_lowest_layer(*ws_).expires_never();  // the websocket timeouts take over
-  websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = options_.connect_timeout;
-  timeouts.idle_timeout = options_.idle_timeout;  // Beast pings after half of it
-  timeouts.keep_alive_pings = true;
-  ws_->set_option(timeouts);
-  ws_->set_option(websocket::stream_base::decorator(
-      [](websocket::request_type& req) { req.set(beast::http::field::user_agent, "rendezvous-client"); }));
+  tcp().socket().set_option(tcp::no_delay(true), ec);
+  if (!tls_) return do_ws_handshake(epoch);
+
+  // TLS: SNI and the name check use the URL's host; the connect deadline
+  // still runs and covers the TLS handshake.
+  auto* ssl = tls_->next_layer().native_handle();
+  beast::error_code addr_ec;
+  net::ip::make_address(url_.host, addr_ec);
+  const bool host_is_name = static_cast<bool>(addr_ec);
+  // OpenSSL checks the name during the handshake, with a precise reason
+  // ("hostname mismatch", "IP address mismatch") when it fails.
+  bool ok = !host_is_name || SSL_set_tlsext_host_name(ssl, url_.host.c_str()) == 1;
+  if (ok && !options_.insecure)
+    ok = host_is_name ? SSL_set1_host(ssl, url_.host.c_str()) == 1
+                      : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str()) == 1;
+  if (!ok)
+    return on_connection_lost(
+        epoch, beast::error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category()),
+        "tls-setup");
+  tls_->next_layer().async_handshake(
+      net::ssl::stream_base::client,
+      beast::bind_front_handler(&signaling_client::on_tls_handshake, shared_from_this(), epoch));
+}
+
+void signaling_client::on_tls_handshake(std::uint64_t epoch, beast::error_code ec) {
+  if (epoch != epoch_ || closing_) return;
+  if (ec) return on_connection_lost(epoch, ec, "tls-handshake");
+  do_ws_handshake(epoch);
+}
+
+void signaling_client::do_ws_handshake(std::uint64_t epoch) {
+  tcp().expires_never();  // the websocket timeouts take over
   auto target = room_target(url_, options_.room, peer_id_, options_.token, resume_token_);
-  ws_->async_handshake(host_header(url_), target,
+  with_ws([&](auto& ws) {
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = options_.connect_timeout;
+    timeouts.idle_timeout = options_.idle_timeout;  // Beast pings after half of it
+    timeouts.keep_alive_pings = true;
+    ws.set_option(timeouts);
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::request_type& req) { req.set(beast::http::field::user_agent, "rendezvous-client"); }));
+    ws.async_handshake(host_header(url_), target,
                        beast::bind_front_handler(&signaling_client::on_handshake, shared_from_this(), epoch));
+  });
 }
 
 void signaling_client::on_handshake(std::uint64_t epoch, beast::error_code ec) {
   if (epoch != epoch_ || closing_) return;
   if (ec) return on_connection_lost(epoch, ec, "handshake");
   connected_ = true;
-  ws_->text(true);
+  with_ws([](auto& ws) { ws.text(true); });
   do_read();
 }
 
 void signaling_client::do_read() {
-  ws_->async_read(buffer_, beast::bind_front_handler(&signaling_client::on_read, shared_from_this(), epoch_));
+  with_ws([&](auto& ws) {
+    ws.async_read(buffer_, beast::bind_front_handler(&signaling_client::on_read, shared_from_this(), epoch_));
+  });
 }
 
 void signaling_client::on_read(std::uint64_t epoch, beast::error_code ec, std::size_t) {
@@ -167,7 +269,7 @@ void signaling_client::on_read(std::uint64_t epoch, beast::error_code ec, std::s
   std::string text(static_cast<const char*>(data.data()), data.size());
   buffer_.consume(buffer_.size());
   handle_frame(text);
-  if (epoch == epoch_ && ws_ && connected_) do_read();
+  if (epoch == epoch_ && has_ws() && connected_) do_read();
 }
 
 void signaling_client::handle_frame(std::string_view text) {
@@ -207,13 +309,14 @@ void signaling_client::handle_frame(std::string_view text) {
 void signaling_client::on_connection_lost(std::uint64_t epoch, beast::error_code ec, const char* what) {
   if (epoch != epoch_ || closing_) return;
   int close_code = 0;
-  if (ec == websocket::error::closed && ws_) close_code = ws_->reason().code;
+  if (ec == websocket::error::closed && has_ws())
+    close_code = with_ws([](auto& ws) { return ws.reason().code; });
   bool was_connected = connected_;
   connected_ = welcomed_ = false;
   writing_ = false;
-  if (ws_) {
+  if (has_ws()) {
     beast::error_code ignored;
-    beast::get_lowest_layer(*ws_).socket().close(ignored);
+    tcp().socket().close(ignored);
   }
 
   if (refusal_ || (close_code >= 4000 && close_code < 5000)) {
@@ -240,6 +343,16 @@ void signaling_client::on_connection_lost(std::uint64_t epoch, beast::error_code
                  close_code ? " close=" + std::to_string(close_code) : std::string{});
   }
 
+  if (!ever_welcomed_ && is_certificate_failure(ec)) {
+    // Retrying cannot make an untrusted or misnamed certificate trusted.
+    emit_error({"connect-failed",
+                "the server's TLS certificate failed verification: " + certificate_problem(),
+                {},
+                0,
+                true});
+    set_state(connection_state::closed);
+    return;
+  }
   if (!ever_welcomed_ && options_.first_connect_attempts > 0 &&
       attempts_ >= options_.first_connect_attempts) {
     emit_error({"connect-failed",
@@ -305,8 +418,10 @@ void signaling_client::enqueue(std::string text, bool bypass_bound) {
 void signaling_client::do_write() {
   if (queue_.empty() || !welcomed_) return;
   writing_ = true;
-  ws_->async_write(net::buffer(queue_.front()),
+  with_ws([&](auto& ws) {
+    ws.async_write(net::buffer(queue_.front()),
                    beast::bind_front_handler(&signaling_client::on_write, shared_from_this(), epoch_));
+  });
 }
 
 void signaling_client::on_write(std::uint64_t epoch, beast::error_code ec, std::size_t) {
@@ -344,8 +459,10 @@ void signaling_client::close() {
 
 void signaling_client::do_close() {
   close_sent_ = true;
-  ws_->async_close(websocket::close_code::normal,
+  with_ws([&](auto& ws) {
+    ws.async_close(websocket::close_code::normal,
                    beast::bind_front_handler(&signaling_client::on_close, shared_from_this(), epoch_));
+  });
 }
 
 void signaling_client::on_close(std::uint64_t epoch, beast::error_code) {
@@ -358,9 +475,9 @@ void signaling_client::finish() {
   ++epoch_;  // everything still pending is stale now
   close_timer_.cancel();
   retry_timer_.cancel();
-  if (ws_) {
+  if (has_ws()) {
     beast::error_code ignored;
-    beast::get_lowest_layer(*ws_).socket().close(ignored);
+    tcp().socket().close(ignored);
   }
   connected_ = welcomed_ = false;
   set_state(connection_state::closed);

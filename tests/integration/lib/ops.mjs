@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,24 +28,7 @@ export function tempDir(prefix = 'rendezvous-ops-') {
   return dir;
 }
 
-/**
- * A self-signed P-256 certificate for 127.0.0.1 and localhost, valid one
- * day, made with openssl now. Returns {cert, key, pem} (paths, and the
- * certificate text to use as a client's `ca`).
- */
-export function makeSelfSignedCert(dir, name = 'server', { cn = 'localhost', san = 'IP:127.0.0.1,DNS:localhost' } = {}) {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`, '-keyout', key, '-out', cert,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 },
-  );
-  return { cert, key, pem: readFileSync(cert, 'utf8') };
-}
+export { makeSelfSignedCert } from '../../lib/certs.mjs';
 
 // ---------------------------------------------------------------------------
 // Clients with TLS (or any other ws) options

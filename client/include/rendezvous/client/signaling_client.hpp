@@ -17,18 +17,22 @@
 // application's and the ones its pending operations hold. Exceptions thrown
 // by handlers are caught and logged, never propagated into the io_context.
 //
-// Transport: ws:// only for now. The stream type is a single alias
-// (`transport`), so wss:// (issue 4, TLS) can be added as a variant of
-// plain and ssl streams; until then a wss:// URL is refused with a clear error.
+// Transport: ws:// or wss://. With wss:// the server's certificate is
+// verified against the system's trust store (OpenSSL's default paths, which
+// honour SSL_CERT_FILE) or `ca_file`, and its name against the URL's host;
+// `insecure` skips both (testing only). A certificate that fails
+// verification before the first welcome is final: retrying cannot fix it.
 #include <rendezvous/client/backoff.hpp>
 #include <rendezvous/client/messages.hpp>
 #include <rendezvous/client/server_url.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
@@ -52,10 +56,12 @@ enum class connection_state {
 std::string_view to_string(connection_state s) noexcept;
 
 struct signaling_options {
-  std::string url;      // ws://HOST:PORT[/BASE]
-  std::string room;     // 1-64 of [A-Za-z0-9._~-] (else the server refuses: bad-request)
-  std::string peer_id;  // empty: the server picks one (kept for reconnects)
-  std::string token;    // auth token (query `token`), optional
+  std::string url;        // ws://HOST:PORT[/BASE] or wss://HOST:PORT[/BASE]
+  std::string room;       // 1-64 of [A-Za-z0-9._~-] (else the server refuses: bad-request)
+  std::string peer_id;    // empty: the server picks one (kept for reconnects)
+  std::string token;      // auth token (query `token`), optional
+  std::string ca_file;    // wss://: PEM file of trusted CAs instead of the system's
+  bool insecure = false;  // wss://: do not verify the server's certificate or name
 
   std::chrono::milliseconds backoff_initial{200};
   std::chrono::milliseconds backoff_max{5000};
@@ -76,7 +82,8 @@ struct signaling_handlers {
   std::function<void(const peer_left_event&)> on_peer_left;
   std::function<void(const relayed_message&)> on_message;
   // Errors from the server (code = protocol wire name) and from the client:
-  // `connect-failed` (gave up before any welcome), `queue-overflow` (oldest
+  // `connect-failed` (gave up before any welcome, or the server's TLS
+  // certificate failed verification), `queue-overflow` (oldest
   // queued message dropped), `bad-frame` (unparsable frame from the server).
   // A refused join (close code 4xxx) is reported once, with fatal = true when
   // the client stops because of it.
@@ -88,8 +95,8 @@ class signaling_client : public std::enable_shared_from_this<signaling_client> {
  public:
   using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
 
-  // Checks the URL (ws:// only for now); on a bad one returns nullptr and
-  // sets `why`. Room and peer names are the server's to check (bad-request).
+  // Checks the URL and, for wss://, loads the trust store; on a failure
+  // returns nullptr and sets `why`. Room and peer names are the server's to check (bad-request).
   static std::shared_ptr<signaling_client> create(boost::asio::any_io_executor ex, signaling_options options,
                                                   signaling_handlers handlers, std::string* why = nullptr);
   ~signaling_client();
@@ -110,17 +117,26 @@ class signaling_client : public std::enable_shared_from_this<signaling_client> {
   std::uint64_t dropped_messages() const noexcept { return dropped_; }
 
  private:
-  // ws:// today; wss:// will make this a variant of plain and ssl streams.
-  using transport = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+  using plain_ws = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+  using tls_ws = boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
 
   signaling_client(boost::asio::any_io_executor ex, signaling_options options, server_url url,
-                   signaling_handlers handlers);
+                   std::shared_ptr<boost::asio::ssl::context> tls, signaling_handlers handlers);
+
+  // Calls f with the WebSocket stream of this connection (plain or TLS).
+  template <class F>
+  decltype(auto) with_ws(F&& f);
+  bool has_ws() const noexcept { return plain_.has_value() || tls_.has_value(); }
+  boost::beast::tcp_stream& tcp();
+  std::string certificate_problem();  // why the last TLS handshake refused the certificate
 
   void do_connect();
   void on_resolve(std::uint64_t epoch, boost::beast::error_code ec,
                   boost::asio::ip::tcp::resolver::results_type results);
   void on_tcp_connect(std::uint64_t epoch, boost::beast::error_code ec,
                       boost::asio::ip::tcp::resolver::results_type::endpoint_type);
+  void on_tls_handshake(std::uint64_t epoch, boost::beast::error_code ec);
+  void do_ws_handshake(std::uint64_t epoch);
   void on_handshake(std::uint64_t epoch, boost::beast::error_code ec);
   void do_read();
   void on_read(std::uint64_t epoch, boost::beast::error_code ec, std::size_t bytes);
@@ -147,7 +163,9 @@ class signaling_client : public std::enable_shared_from_this<signaling_client> {
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer close_timer_;
-  std::optional<transport> ws_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // wss:// only; outlives the streams
+  std::optional<plain_ws> plain_;                           // one of the two per connection
+  std::optional<tls_ws> tls_;
   boost::beast::flat_buffer buffer_;
   backoff backoff_;
   std::mt19937_64 rng_;
