@@ -60,6 +60,9 @@ struct config {
   std::string auth_jwt_secret_file;
   std::vector<std::string> allowed_origins;  // empty: every origin
 
+  // Reverse proxies whose X-Forwarded-For names the client (for logs)
+  std::vector<std::string> trusted_proxies;  // addresses or CIDR ranges; empty: none
+
   // TURN credentials in coturn's REST form
   std::vector<std::string> turn_uris;
   std::string turn_secret;

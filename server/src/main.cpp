@@ -48,6 +48,8 @@ session_settings settings_from(const config& cfg) {
   s.ice.turn_ttl_s = cfg.turn_ttl_s;
   s.auth_secret = cfg.auth_jwt_secret;
   s.allowed_origins = cfg.allowed_origins;
+  for (const auto& text : cfg.trusted_proxies)
+    if (auto r = parse_ip_range(text)) s.trusted_proxies.push_back(*r);  // checked when loaded
   return s;
 }
 

@@ -2,6 +2,7 @@
 // What every connection of one server process shares: settings, metrics, the
 // room registry and the drain state. Owned by main; outlives the io_context's
 // handlers.
+#include "forwarded_for.hpp"
 #include "ice_servers.hpp"
 #include "metrics.hpp"
 #include "room_registry.hpp"
@@ -34,6 +35,7 @@ struct session_settings {
   ice_settings ice;                          // welcome.iceServers
   std::string auth_secret;                   // JWT HS256 secret; empty: no auth
   std::vector<std::string> allowed_origins;  // empty: all
+  std::vector<ip_range> trusted_proxies;     // may name the client in X-Forwarded-For
   std::shared_ptr<const web_content> web = std::make_shared<web_content>();  // static files for plain GETs
 };
 

@@ -85,6 +85,7 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   state_.track(this->shared_from_this());
   target_ = std::move(target);
   origin_ = std::string(req[beast::http::field::origin]);
+  note_forwarded_client(req["X-Forwarded-For"]);
   authorization_ = std::string(req[beast::http::field::authorization]);
   const auto& s = state_.settings();
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
@@ -99,6 +100,28 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   ws_.auto_fragment(false);
   admit();
   ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+}
+
+template <class Stream>
+void websocket_session<Stream>::note_forwarded_client(std::string_view x_forwarded_for) {
+  const auto& trusted = state_.settings().trusted_proxies;
+  if (trusted.empty()) return;
+  beast::error_code ec;
+  auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+  if (ec) return;
+  if (auto client = forwarded_client(ep.address(), x_forwarded_for, trusted)) {
+    proxy_ = std::move(remote_);
+    remote_ = client->to_string();
+  }
+}
+
+template <class Stream>
+void websocket_session<Stream>::log_peer_event(spdlog::level::level_enum level, std::string_view event,
+                                               std::initializer_list<log_field> fields) const {
+  std::vector<log_field> all(fields);
+  all.emplace_back("remote", remote_);
+  if (!proxy_.empty()) all.emplace_back("proxy", proxy_);
+  log_event(level, event, all);
 }
 
 template <class Stream>
@@ -179,8 +202,11 @@ void websocket_session<Stream>::join() {
   self_ = granted->self;
   auto& stats = state_.stats();
   (self_->mode == protocol::peer_mode::room ? stats.connections_room : stats.connections_lobby).Increment();
-  spdlog::info("join mode={} room={} peer={} remote={} resumed={}", mode_name(self_->mode), self_->room,
-               self_->id, remote_, granted->resumed);
+  log_peer_event(spdlog::level::info, "join",
+                 {{"mode", mode_name(self_->mode)},
+                  {"room", self_->room},
+                  {"peer", self_->id},
+                  {"resumed", granted->resumed}});
   if (self_->mode == protocol::peer_mode::lobby) return;  // libdatachannel mode: no welcome
 
   protocol::welcome_info welcome;
@@ -212,10 +238,12 @@ void websocket_session<Stream>::refuse(error_code code, std::string message) {
     return;
   }
   const bool room_mode = target_.kind == protocol::endpoint_kind::room;
-  spdlog::info("refuse mode={} room={} peer={} remote={} code={} reason=\"{}\"", room_mode ? "room" : "lobby",
-               loggable(room_mode ? target_.name : ""),
-               loggable(room_mode ? target_.param("peer").value_or("") : target_.name), remote_,
-               protocol::to_string(code), message);
+  log_peer_event(spdlog::level::info, "refuse",
+                 {{"mode", room_mode ? "room" : "lobby"},
+                  {"room", loggable(room_mode ? target_.name : "")},
+                  {"peer", loggable(room_mode ? target_.param("peer").value_or("") : target_.name)},
+                  {"code", protocol::to_string(code)},
+                  {"reason", message}});
   reply_error(code, message);
   end(leave_kind::closed, protocol::close_code_for(code), /*flush=*/true);
 }
@@ -361,8 +389,11 @@ void websocket_session<Stream>::enqueue(shared_message msg) {
   if (queue_.size() > s.outbound_max_messages || queued_bytes_ > s.outbound_max_bytes) {
     // A peer that does not read: disconnect it (it may resume) rather than
     // hold unbounded memory. What it had not been sent is held for it.
-    spdlog::warn("slow consumer room={} peer={} remote={} queued={} bytes={}", self_ ? self_->room : "",
-                 self_ ? self_->id : "", remote_, queue_.size(), queued_bytes_);
+    log_peer_event(spdlog::level::warn, "slow-consumer",
+                   {{"room", self_ ? std::string_view(self_->room) : ""},
+                    {"peer", self_ ? std::string_view(self_->id) : ""},
+                    {"queued", queue_.size()},
+                    {"bytes", queued_bytes_}});
     return end(leave_kind::dropped, close_code::policy, /*flush=*/false);
   }
   if (!writing_ && accepted_) do_write();
@@ -450,8 +481,11 @@ void websocket_session<Stream>::leave_registry(leave_kind kind, std::deque<share
   state_.registry().leave(*self_, kind, std::move(unsent));
   auto& stats = state_.stats();
   (self_->mode == protocol::peer_mode::room ? stats.connections_room : stats.connections_lobby).Decrement();
-  spdlog::info("leave mode={} room={} peer={} remote={} how={}", mode_name(self_->mode), self_->room,
-               self_->id, remote_, kind_name(kind));
+  log_peer_event(spdlog::level::info, "leave",
+                 {{"mode", mode_name(self_->mode)},
+                  {"room", self_->room},
+                  {"peer", self_->id},
+                  {"how", kind_name(kind)}});
 }
 
 template <class Stream>

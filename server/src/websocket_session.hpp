@@ -7,6 +7,7 @@
 // (the socket's executor). Other threads reach the session only through
 // deliver(), replaced() and shutdown(), which post to that strand. The
 // session is owned by the shared_from_this() its pending handlers hold.
+#include "logging.hpp"
 #include "message_queue.hpp"
 #include "peer_link.hpp"
 #include "room_registry.hpp"
@@ -59,6 +60,10 @@ class websocket_session final : public session_base,
   void admit();
   void join();
   bool origin_allowed() const;
+  void note_forwarded_client(std::string_view x_forwarded_for);
+  // An event line (logging.hpp) with this connection's remote (and proxy) added.
+  void log_peer_event(spdlog::level::level_enum level, std::string_view event,
+                      std::initializer_list<log_field> fields) const;
   void refuse(protocol::error_code code, std::string message);
 
   void do_read();
@@ -80,7 +85,8 @@ class websocket_session final : public session_base,
 
   boost::beast::websocket::stream<Stream> ws_;
   server_state& state_;
-  std::string remote_;
+  std::string remote_;         // the client: TCP peer, or X-Forwarded-For via a trusted proxy
+  std::string proxy_;          // the trusted proxy's address when remote_ came from it
   std::string origin_;         // Origin header of the upgrade, if any
   std::string authorization_;  // Authorization header of the upgrade, if any
   boost::beast::flat_buffer buffer_;

@@ -50,6 +50,15 @@ for (const format of ['json', 'text']) {
       assert.match(line, /mode=room/);
     });
 
+    it('X-Forwarded-For is ignored without trusted proxies', async () => {
+      const room = uniq('log');
+      const a = await ctx.join(room, {
+        peer: 'xff', token: tok({ room, exp: nowS() + 60 }), headers: { 'X-Forwarded-For': '203.0.113.7' },
+      });
+      const line = await logLine(ctx, new RegExp(`join .*room=${room} .*peer=xff .*remote=127\\.0\\.0\\.1:${localPort(a)}\\b`), { json });
+      assert.doesNotMatch(line, /203\.0\.113\.7|proxy=/);
+    });
+
     it('a leave names room, peer, remote address and how', async () => {
       const room = uniq('log');
       const a = await ctx.join(room, { peer: 'bob', token: tok({ room, exp: nowS() + 60 }) });
@@ -104,6 +113,73 @@ for (const format of ['json', 'text']) {
     });
   });
 }
+
+/** The parsed JSON log objects of `ctx`'s server that satisfy `pred`, waited for. */
+async function jsonLogObject(ctx, pred, what) {
+  return waitFor(
+    () => ctx.server.log().split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).find(pred) ?? false,
+    { what },
+  );
+}
+
+describe('--log-format json: event fields are keys of their own', () => {
+  const ctx = useServer(['--log-format', 'json']);
+
+  it('join, refuse and leave objects carry event, mode, room, peer, remote and their own fields', async () => {
+    const room = uniq('log');
+    const a = await ctx.join(room, { peer: 'alice' });
+    const remote = `127.0.0.1:${localPort(a)}`;
+    const join = await jsonLogObject(ctx, (o) => o.event === 'join' && o.room === room, 'a join object');
+    assert.deepEqual(
+      { mode: join.mode, peer: join.peer, remote: join.remote, resumed: join.resumed, level: join.level },
+      { mode: 'room', peer: 'alice', remote, resumed: false, level: 'info' },
+    );
+    assert.match(join.msg, /^join /, 'msg keeps the text form');
+    const dup = await ctx.connect(roomPath(room, { peer: 'alice' }));
+    await expectRefused(dup, 'id-taken', 4409);
+    const refuse = await jsonLogObject(ctx, (o) => o.event === 'refuse' && o.room === room, 'a refuse object');
+    assert.equal(refuse.code, 'id-taken');
+    assert.equal(typeof refuse.reason, 'string');
+    await a.close();
+    const leave = await jsonLogObject(ctx, (o) => o.event === 'leave' && o.room === room, 'a leave object');
+    assert.deepEqual({ peer: leave.peer, how: leave.how, remote: leave.remote }, { peer: 'alice', how: 'closed', remote });
+  });
+});
+
+describe('--trusted-proxies: the client address from X-Forwarded-For', () => {
+  const ctx = useServer(['--log-format', 'json', '--trusted-proxies', '127.0.0.1,10.0.0.0/8']);
+
+  it('a trusted proxy names the client; a forged entry further left is not believed', async () => {
+    const room = uniq('log');
+    const a = await ctx.join(room, {
+      peer: 'behind', headers: { 'X-Forwarded-For': '198.51.100.9, 203.0.113.7, 10.1.2.3' },
+    });
+    const join = await jsonLogObject(ctx, (o) => o.event === 'join' && o.room === room, 'a join object');
+    assert.equal(join.remote, '203.0.113.7');
+    assert.equal(join.proxy, `127.0.0.1:${localPort(a)}`);
+    await a.close();
+    const leave = await jsonLogObject(ctx, (o) => o.event === 'leave' && o.room === room, 'a leave object');
+    assert.equal(leave.remote, '203.0.113.7');
+  });
+
+  it('without the header (or with garbage) the proxy itself is the remote', async () => {
+    const room = uniq('log');
+    const a = await ctx.join(room, { peer: 'plain' });
+    const b = await ctx.join(room, { peer: 'junk', headers: { 'X-Forwarded-For': 'unknown' } });
+    for (const [peer, c] of [['plain', a], ['junk', b]]) {
+      const join = await jsonLogObject(ctx, (o) => o.event === 'join' && o.room === room && o.peer === peer, `${peer} join`);
+      assert.equal(join.remote, `127.0.0.1:${localPort(c)}`);
+      assert.equal(join.proxy, undefined);
+    }
+  });
+
+  it('a bad --trusted-proxies value is a config error (exit 2) naming the setting', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(serverBinary(), ['--trusted-proxies', '10.0.0.0/33'], { timeout: 10000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr.toString() + r.stdout.toString(), /trusted.proxies/);
+  });
+});
 
 describe('--log-level warn: no info lines', () => {
   // The "listening on" line is info too, so this server is started on a port

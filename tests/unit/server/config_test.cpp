@@ -113,6 +113,9 @@ const std::vector<value_cases>& all_cases() {
       {"allowed_origins",
        {"https://app.example.org", "https://a.example,http://localhost:8080", ""},
        {"app.example.org", "ftp://x", "https://a,,https://b", "https://a b"}},
+      {"trusted_proxies",
+       {"127.0.0.1", "10.0.0.0/8,::1,fd00::/8", ""},
+       {"localhost", "10.0.0.0/33", "127.0.0.1,,::1", "10.0.0.0/8x"}},
       {"turn_uris",
        {"turn:t.example.org:3478", "turn:t.example.org:3478?transport=udp,turns:t.example.org:5349", ""},
        {"stun:x", "turn:", "turn:a b", "http://t"}},
@@ -171,7 +174,7 @@ TEST_SUITE("config") {
 
   TEST_CASE("the table: names, naming rule, defaults that round-trip") {
     const auto& table = settings();
-    CHECK(table.size() == 29);
+    CHECK(table.size() == 30);
     std::vector<std::string> names;
     for (const auto& s : table) {
       CAPTURE(s.name);
