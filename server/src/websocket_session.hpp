@@ -7,6 +7,7 @@
 // (the socket's executor). Other threads reach the session only through
 // deliver(), replaced() and shutdown(), which post to that strand. The
 // session is owned by the shared_from_this() its pending handlers hold.
+#include "coalescing_stream.hpp"
 #include "logging.hpp"
 #include "message_queue.hpp"
 #include "peer_link.hpp"
@@ -83,7 +84,8 @@ class websocket_session final : public session_base,
   void on_close(boost::beast::error_code ec);
   void leave_registry(leave_kind kind, std::deque<shared_message> unsent = {});
 
-  boost::beast::websocket::stream<Stream> ws_;
+  // Frames queued while a socket write is in flight leave in one write.
+  boost::beast::websocket::stream<coalescing_stream<Stream>> ws_;
   server_state& state_;
   std::string remote_;         // the client: TCP peer, or X-Forwarded-For via a trusted proxy
   std::string proxy_;          // the trusted proxy's address when remote_ came from it
