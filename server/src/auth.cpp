@@ -7,6 +7,7 @@ extern "C" {
 #include <jwt.h>
 }
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -33,6 +34,8 @@ protocol::result<token_grant> verify_token(std::string_view token, std::string_v
                                            std::int64_t now_s) {
   if (token.empty()) return unauthorized("a token is required");
   if (secret.empty()) return unauthorized("auth is not configured");
+  // libjwt reads a C string: "<token>%00<anything>" must not pass as <token>.
+  if (token.find('\0') != std::string_view::npos) return unauthorized("invalid token");
   jwt_t* raw = nullptr;
   std::string text(token);
   int rc = jwt_decode(&raw, text.c_str(), reinterpret_cast<const unsigned char*>(secret.data()),
@@ -95,11 +98,15 @@ std::string make_token(std::string_view secret, std::string_view room, std::stri
 std::optional<std::string> token_from(std::optional<std::string_view> query_token,
                                       std::string_view authorization) {
   if (query_token && !query_token->empty()) return std::string(*query_token);
-  constexpr std::string_view bearer = "Bearer ";  // the scheme is case-insensitive (RFC 9110)
-  if (authorization.size() > bearer.size() &&
-      boost::beast::iequals(authorization.substr(0, bearer.size()), bearer))
-    return std::string(authorization.substr(bearer.size()));
-  return std::nullopt;
+  // RFC 6750: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110).
+  constexpr std::string_view bearer = "Bearer ";
+  if (authorization.size() <= bearer.size() ||
+      !boost::beast::iequals(authorization.substr(0, bearer.size()), bearer))
+    return std::nullopt;
+  auto token = authorization.substr(bearer.size());
+  token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
+  if (token.empty() || token.find_first_of(" \t") != std::string_view::npos) return std::nullopt;
+  return std::string(token);
 }
 
 }  // namespace rendezvous::server

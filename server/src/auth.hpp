@@ -32,7 +32,8 @@ std::string make_token(std::string_view secret, std::string_view room, std::stri
                        std::int64_t now_s, std::int64_t ttl_s);
 
 // The token of an upgrade: the `token` query parameter, else
-// `Authorization: Bearer <token>`.
+// `Authorization: Bearer <token>` (one or more spaces, then a token without
+// whitespace; anything else is no token).
 std::optional<std::string> token_from(std::optional<std::string_view> query_token,
                                       std::string_view authorization);
 

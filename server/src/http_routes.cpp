@@ -63,6 +63,7 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
       auto res = text_response(req, http::status::upgrade_required, "this path takes a WebSocket upgrade\n");
       res.set(http::field::upgrade, "websocket");
       res.set(http::field::connection, "Upgrade");
+      res.keep_alive(req.keep_alive());  // setting Connection dropped its close/keep-alive token
       return res;
     }
     case endpoint_kind::root:

@@ -1,5 +1,6 @@
 #include "http_session.hpp"
 
+#include "http_limits.hpp"
 #include "http_routes.hpp"
 
 #include <rendezvous/protocol/endpoint.hpp>
@@ -12,12 +13,6 @@ namespace rendezvous::server {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
-
-namespace {
-// An upgrade request has no body; anything bigger than this is not ours.
-constexpr std::size_t max_header_bytes = 16 * 1024;
-constexpr std::size_t max_body_bytes = 4 * 1024;
-}  // namespace
 
 void start_http_session(net::ip::tcp::socket&& socket, server_state& state, net::ssl::context* tls) {
   if (tls) {
@@ -57,8 +52,7 @@ void http_session<Stream>::on_handshake(beast::error_code ec) {
 template <class Stream>
 void http_session<Stream>::do_read() {
   parser_.emplace();  // a fresh parser per request
-  parser_->header_limit(max_header_bytes);
-  parser_->body_limit(max_body_bytes);
+  limit_request_parser(*parser_);
   beast::get_lowest_layer(stream_).expires_after(state_.settings().handshake_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));

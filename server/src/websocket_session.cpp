@@ -1,7 +1,7 @@
 #include "websocket_session.hpp"
 
-#include "auth.hpp"
 #include "listener.hpp"
+#include "upgrade_request.hpp"
 
 #include <rendezvous/protocol/frame.hpp>
 #include <rendezvous/protocol/names.hpp>
@@ -10,7 +10,6 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 
 namespace rendezvous::server {
@@ -161,40 +160,12 @@ void websocket_session<Stream>::on_accept(beast::error_code ec) {
 
 template <class Stream>
 void websocket_session<Stream>::join() {
-  join_request request;
+  const auto& s = state_.settings();
+  auto decided =
+      decide_join(target_, origin_, authorization_, {s.auth_secret, s.allowed_origins}, unix_now());
+  if (!decided) return refuse(decided.error().code, decided.error().message);
+  join_request request = std::move(decided.value());
   request.link = this->weak_from_this();
-  if (target_.kind == protocol::endpoint_kind::room) {
-    request.mode = protocol::peer_mode::room;
-    if (!protocol::is_valid_name(target_.name))
-      return refuse(error_code::bad_request, "invalid room name: use 1-64 characters of A-Za-z0-9._~-");
-    request.room = target_.name;
-    if (auto peer = target_.param("peer")) {
-      if (!protocol::is_valid_name(*peer))
-        return refuse(error_code::bad_request, "invalid peer id: use 1-64 characters of A-Za-z0-9._~-");
-      request.id = std::string(*peer);
-    }
-    if (auto token = target_.param("resume")) request.resume_token = std::string(*token);
-  } else {
-    request.mode = protocol::peer_mode::lobby;
-    if (!protocol::is_valid_name(target_.name))
-      return refuse(error_code::bad_request, "invalid peer id: use 1-64 characters of A-Za-z0-9._~-");
-    request.id = target_.name;
-  }
-
-  if (!origin_allowed()) return refuse(error_code::forbidden, "origin not allowed: " + origin_);
-  if (!state_.settings().auth_secret.empty()) {
-    auto token = token_from(target_.param("token"), authorization_);
-    if (!token) return refuse(error_code::unauthorized, "a token is required");
-    auto grant = verify_token(*token, state_.settings().auth_secret, unix_now());
-    if (!grant) return refuse(grant.error().code, grant.error().message);
-    if (!request.id && grant->sub) {
-      if (!protocol::is_valid_name(*grant->sub))
-        return refuse(error_code::bad_request, "token sub is not a valid peer id");
-      request.id = *grant->sub;  // the token names the peer
-    }
-    if (auto denied = check_grant(grant.value(), request.room, request.id.value_or("")))
-      return refuse(denied->code, denied->message);
-  }
 
   auto granted = state_.registry().join(std::move(request));
   if (!granted) return refuse(granted.error().code, granted.error().message);
@@ -220,15 +191,6 @@ void websocket_session<Stream>::join() {
   // other threads are posted to this strand, so they can only come after.
   enqueue(make_message(protocol::make_welcome(welcome)));
   for (auto& msg : granted->held) enqueue(std::move(msg));
-}
-
-template <class Stream>
-bool websocket_session<Stream>::origin_allowed() const {
-  // Only browsers send Origin; other clients are not subject to the allowlist.
-  const auto& allowed = state_.settings().allowed_origins;
-  if (allowed.empty() || origin_.empty()) return true;
-  return std::any_of(allowed.begin(), allowed.end(),
-                     [&](const std::string& o) { return beast::iequals(o, origin_); });
 }
 
 template <class Stream>

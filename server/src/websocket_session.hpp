@@ -60,7 +60,6 @@ class websocket_session final : public session_base,
   void on_accept(boost::beast::error_code ec);
   void admit();
   void join();
-  bool origin_allowed() const;
   void note_forwarded_client(std::string_view x_forwarded_for);
   // An event line (logging.hpp) with this connection's remote (and proxy) added.
   void log_peer_event(spdlog::level::level_enum level, std::string_view event,

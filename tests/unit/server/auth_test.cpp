@@ -135,4 +135,20 @@ TEST_CASE("token_from: query parameter first, then Authorization: Bearer") {
   CHECK_FALSE(token_from(std::nullopt, "Basic abc"));
   CHECK_FALSE(token_from(std::nullopt, ""));
   CHECK_FALSE(token_from(std::string_view(""), "Bearer "));
+  // RFC 6750 allows several spaces after the scheme; a token has no whitespace.
+  CHECK(token_from(std::nullopt, "Bearer   h").value() == "h");
+  CHECK_FALSE(token_from(std::nullopt, "Bearer a b"));
+  CHECK_FALSE(token_from(std::nullopt, "Bearer a\tb"));
+  CHECK_FALSE(token_from(std::nullopt, "Bearer    "));
+}
+
+TEST_CASE("verify_token: a valid token followed by a NUL and more is not that token") {
+  const std::string secret = "nul-secret";
+  const std::int64_t now = 1'800'000'000;
+  auto token = make_token(secret, "r1", "", now, 60);
+  REQUIRE(verify_token(token, secret, now).ok());
+  auto with_nul = token + std::string("\0garbage", 8);
+  auto refused = verify_token(with_nul, secret, now);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == rendezvous::protocol::error_code::unauthorized);
 }
