@@ -50,6 +50,7 @@ ensure_packages "${PACKAGES[@]}"
 
 # npm packages of the integration tests.
 npm_ci_dir "$ROOT/tests/integration"
+npm_ci_dir "$ROOT/tests/storm"
 
 # The parts with heavier dependencies have their own scripts (each idempotent):
 # GStreamer for rendezvous-peer, coturn for the TURN test, Chromium for the
