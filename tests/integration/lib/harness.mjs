@@ -70,8 +70,15 @@ export function roomPath(room, { peer, resume, token, rawRoom = false } = {}) {
  * The after hook fails the suite if the server died during the suite or did
  * not exit with 0 on SIGTERM.
  */
-export function useServer(args = [], { stopTimeoutMs = 5000, expectCleanExit = true } = {}) {
-  const ctx = new ServerContext(args);
+export function useServer(args = [], opts = {}) {
+  return useContext(new ServerContext(args), opts);
+}
+
+/**
+ * The hooks of useServer() for a ready-made context (e.g. a subclass with
+ * TLS); `ctx.args` may be filled in until the before hook runs.
+ */
+export function useContext(ctx, { stopTimeoutMs = 5000, expectCleanExit = true } = {}) {
   before(async () => {
     await ctx.start();
   });

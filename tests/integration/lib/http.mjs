@@ -4,33 +4,27 @@
 
 import http from 'node:http';
 
-/** GET (or other method) with a deadline; resolves {status, headers, body}. */
-export function httpRequest(port, path, { method = 'GET', headers = {}, timeoutMs = 3000 } = {}) {
+/**
+ * One request through `transport` (node:http or node:https) with `options`
+ * as transport.request takes them, and a deadline; resolves {status,
+ * headers, body}. `what` names the request in the timeout error.
+ */
+export function sendRequest(transport, options, { timeoutMs = 3000, what = `${options.method} ${options.path}` } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method,
-        agent: false,
-        headers: { Connection: 'close', ...headers },
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      },
-    );
+    const req = transport.request(options, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
     const timer = setTimeout(() => {
-      req.destroy(new Error(`${method} ${path}: no complete response within ${timeoutMs} ms`));
+      req.destroy(new Error(`${what}: no complete response within ${timeoutMs} ms`));
     }, timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
@@ -38,6 +32,15 @@ export function httpRequest(port, path, { method = 'GET', headers = {}, timeoutM
     });
     req.end();
   });
+}
+
+/** GET (or other method) with a deadline; resolves {status, headers, body}. */
+export function httpRequest(port, path, { method = 'GET', headers = {}, timeoutMs = 3000 } = {}) {
+  return sendRequest(
+    http,
+    { host: '127.0.0.1', port, path, method, agent: false, headers: { Connection: 'close', ...headers } },
+    { timeoutMs },
+  );
 }
 
 export const httpGet = (port, path, opts) => httpRequest(port, path, opts);

@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { after, afterEach, before } from 'node:test';
+import { after } from 'node:test';
 
 import { Client, DEFAULT_TIMEOUT_MS } from './client.mjs';
-import { ServerContext } from './harness.mjs';
-import { Metrics } from './http.mjs';
+import { ServerContext, useContext } from './harness.mjs';
+import { Metrics, sendRequest } from './http.mjs';
 import { serverBinary } from './server.mjs';
 
 // ---------------------------------------------------------------------------
@@ -61,29 +61,11 @@ export async function expectOpenFails(client, timeoutMs = DEFAULT_TIMEOUT_MS) {
 
 /** One HTTPS request (no keep-alive) with a deadline: {status, headers, body}. */
 export function httpsRequest(port, reqPath, { method = 'GET', headers = {}, ca, rejectUnauthorized = true, host = '127.0.0.1', servername, timeoutMs = 3000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host, port, path: reqPath, method, agent: false, ca, rejectUnauthorized, servername, headers: { Connection: 'close', ...headers } },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      },
-    );
-    const timer = setTimeout(() => req.destroy(new Error(`https ${method} ${reqPath}: no complete response within ${timeoutMs} ms`)), timeoutMs);
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.end();
-  });
+  return sendRequest(
+    https,
+    { host, port, path: reqPath, method, agent: false, ca, rejectUnauthorized, servername, headers: { Connection: 'close', ...headers } },
+    { timeoutMs, what: `https ${method} ${reqPath}` },
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -118,31 +100,6 @@ export class TlsServerContext extends ServerContext {
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.body}`);
     return new Metrics(res.body);
   }
-}
-
-/**
- * Hooks a ready-made context into the calling describe() block exactly as
- * harness.mjs's useServer() does (start before, close clients after each,
- * stop with SIGTERM after and fail if the server died or exited non-zero).
- * `ctx.args` may be filled in until the before hook runs.
- */
-export function useContext(ctx, { stopTimeoutMs = 5000 } = {}) {
-  before(async () => {
-    await ctx.start();
-  });
-  afterEach(async () => {
-    await ctx.closeClients();
-  });
-  after(async () => {
-    await ctx.closeClients();
-    if (!ctx.server) return;
-    const crashed = ctx.server.exitInfo;
-    const info = await ctx.server.stop({ timeoutMs: stopTimeoutMs });
-    assert.equal(crashed, null, `server died during the suite: ${JSON.stringify(crashed)}; log tail:\n${ctx.server.log().slice(-4000)}`);
-    assert.equal(info.killed, false, `server did not exit within ${stopTimeoutMs} ms of SIGTERM`);
-    assert.equal(info.code, 0, `server exit after SIGTERM: ${JSON.stringify(info)}; log tail:\n${ctx.server.log().slice(-4000)}`);
-  });
-  return ctx;
 }
 
 export function useTlsServer(args, opts) {
