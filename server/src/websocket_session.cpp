@@ -64,11 +64,7 @@ websocket_session<Stream>::websocket_session(Stream&& stream, server_state& stat
     : ws_(std::move(stream)),
       state_(state),
       close_timer_(ws_.get_executor()),
-      bucket_(state.settings().rate_limit_per_s, state.settings().rate_limit_burst, now_us()) {
-  beast::error_code ec;
-  auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
-  if (!ec) remote_ = format_endpoint(ep);
-}
+      bucket_(state.settings().rate_limit_per_s, state.settings().rate_limit_burst, now_us()) {}
 
 template <class Stream>
 websocket_session<Stream>::~websocket_session() {
@@ -84,7 +80,7 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   state_.track(this->shared_from_this());
   target_ = std::move(target);
   origin_ = std::string(req[beast::http::field::origin]);
-  note_forwarded_client(req["X-Forwarded-For"]);
+  note_remote(req["X-Forwarded-For"]);
   authorization_ = std::string(req[beast::http::field::authorization]);
   const auto& s = state_.settings();
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
@@ -102,13 +98,12 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
 }
 
 template <class Stream>
-void websocket_session<Stream>::note_forwarded_client(std::string_view x_forwarded_for) {
-  const auto& trusted = state_.settings().trusted_proxies;
-  if (trusted.empty()) return;
+void websocket_session<Stream>::note_remote(std::string_view x_forwarded_for) {
   beast::error_code ec;
   auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
   if (ec) return;
-  if (auto client = forwarded_client(ep.address(), x_forwarded_for, trusted)) {
+  remote_ = format_endpoint(ep);
+  if (auto client = forwarded_client(ep.address(), x_forwarded_for, state_.settings().trusted_proxies)) {
     proxy_ = std::move(remote_);
     remote_ = client->to_string();
   }

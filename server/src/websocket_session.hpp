@@ -60,7 +60,9 @@ class websocket_session final : public session_base,
   void on_accept(boost::beast::error_code ec);
   void admit();
   void join();
-  void note_forwarded_client(std::string_view x_forwarded_for);
+  // Sets remote_ (and proxy_) from the TCP peer and, via a trusted proxy,
+  // X-Forwarded-For.
+  void note_remote(std::string_view x_forwarded_for);
   // An event line (logging.hpp) with this connection's remote (and proxy) added.
   void log_peer_event(spdlog::level::level_enum level, std::string_view event,
                       std::initializer_list<log_field> fields) const;
