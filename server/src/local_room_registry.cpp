@@ -32,7 +32,7 @@ local_room_registry::shard& local_room_registry::shard_for(std::string_view key)
 }
 
 void local_room_registry::hold_locked(member& m, shared_message msg) {
-  if (auto dropped = m.held_messages.push(std::move(msg)))
+  if (auto dropped = m.held_messages.push(std::move(msg)).dropped)
     metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
 }
 
@@ -113,7 +113,7 @@ protocol::result<join_granted> local_room_registry::join(join_request request) {
       for (auto& m : members) enqueue_locked(m, notice, out);
       members.push_back(member{id, request.link, next_epoch_.fetch_add(1), random_hex(resume_token_bytes),
                                false,
-                               protocol::held_queue(limits_.held_max_messages, limits_.held_max_bytes)});
+                               protocol::make_held_messages(limits_.held_max_messages, limits_.held_max_bytes)});
       granted.self = {request.mode, request.room, id, members.back().epoch};
       granted.resume_token = members.back().resume_token;
     }

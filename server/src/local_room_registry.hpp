@@ -5,7 +5,7 @@
 #include "metrics.hpp"
 #include "room_registry.hpp"
 
-#include <rendezvous/protocol/held_queue.hpp>
+#include <rendezvous/protocol/bounded_queue.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -44,7 +44,7 @@ class local_room_registry final : public room_registry {
     std::uint64_t epoch = 0;
     std::string resume_token;
     bool held = false;
-    protocol::held_queue held_messages;
+    protocol::held_messages held_messages;
   };
   struct room {
     std::vector<member> members;  // join order: welcome.peers is oldest first

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rendezvous::server {
@@ -44,13 +45,36 @@ struct join_granted {
   std::deque<shared_message> held;  // messages held while disconnected, oldest first
 };
 
-// How a connection ended, which decides what the others see.
+// How a connection ended, which decides what the others see. The one enum
+// for it: logs print to_string(), the wire carries wire_reason().
 enum class leave_kind {
   closed,   // the client sent a close frame: peer-left(closed) now
   dropped,  // lost without a close frame: place held for the reconnect grace
   kicked,   // the server threw it out (too big, rate limit): peer-left(kicked) now
   silent,   // server shutdown: leave without telling anyone
 };
+
+constexpr std::string_view to_string(leave_kind k) noexcept {
+  switch (k) {
+    case leave_kind::closed: return "closed";
+    case leave_kind::dropped: return "dropped";
+    case leave_kind::kicked: return "kicked";
+    case leave_kind::silent: return "shutdown";
+  }
+  return "?";
+}
+
+// What peer-left says when a membership of this kind ends for good (a
+// dropped one ends after its grace, hence timeout).
+constexpr protocol::leave_reason wire_reason(leave_kind k) noexcept {
+  switch (k) {
+    case leave_kind::closed: return protocol::leave_reason::closed;
+    case leave_kind::kicked: return protocol::leave_reason::kicked;
+    case leave_kind::dropped:
+    case leave_kind::silent: break;
+  }
+  return protocol::leave_reason::timeout;
+}
 
 enum class deliver_status { delivered, held, not_found };
 

@@ -1,7 +1,7 @@
 #include "websocket_session.hpp"
 
+#include "admission.hpp"
 #include "listener.hpp"
-#include "upgrade_request.hpp"
 
 #include <rendezvous/protocol/frame.hpp>
 #include <rendezvous/protocol/names.hpp>
@@ -48,14 +48,21 @@ const char* mode_name(protocol::peer_mode mode) {
   return mode == protocol::peer_mode::room ? "room" : "lobby";
 }
 
-const char* kind_name(leave_kind kind) {
-  switch (kind) {
-    case leave_kind::closed: return "closed";
-    case leave_kind::dropped: return "dropped";
-    case leave_kind::kicked: return "kicked";
-    case leave_kind::silent: return "shutdown";
+// The client as logs name it: the TCP peer, or via a trusted proxy the
+// rightmost untrusted X-Forwarded-For entry.
+template <class Stream>
+client_address client_of(Stream& stream, std::string_view x_forwarded_for,
+                         const std::vector<ip_range>& trusted) {
+  client_address out;
+  beast::error_code ec;
+  auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
+  if (ec) return out;
+  out.remote = format_endpoint(ep);
+  if (auto client = forwarded_client(ep.address(), x_forwarded_for, trusted)) {
+    out.proxy = std::move(out.remote);
+    out.remote = client->to_string();
   }
-  return "?";
+  return out;
 }
 }  // namespace
 
@@ -63,15 +70,17 @@ template <class Stream>
 websocket_session<Stream>::websocket_session(Stream&& stream, server_state& state)
     : ws_(std::move(stream)),
       state_(state),
-      close_timer_(ws_.get_executor()),
+      membership_(state),
+      timer_(ws_.get_executor()),
       bucket_(state.settings().rate_limit_per_s, state.settings().rate_limit_burst, now_us()) {}
 
 template <class Stream>
 websocket_session<Stream>::~websocket_session() {
-  if (self_ && !left_) state_.registry().leave(*self_, leave_kind::dropped);
-  if (counted_) state_.remove_connection();
+  membership_.release();  // before untrack: a drain may end when the last session is gone
   state_.untrack(this);
 }
+
+// ---- upgrading ----
 
 template <class Stream>
 void websocket_session<Stream>::run(beast::http::request<beast::http::string_body> req,
@@ -79,10 +88,8 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   // Runs on the strand the listener gave the socket.
   state_.track(this->shared_from_this());
   target_ = std::move(target);
-  origin_ = std::string(req[beast::http::field::origin]);
-  note_remote(req["X-Forwarded-For"]);
-  authorization_ = std::string(req[beast::http::field::authorization]);
   const auto& s = state_.settings();
+  client_ = client_of(ws_.next_layer().next_layer(), req["X-Forwarded-For"], s.trusted_proxies);
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = s.handshake_timeout;
@@ -93,117 +100,56 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
       [](websocket::response_type& res) { res.set(beast::http::field::server, "rendezvous"); }));
   ws_.read_message_max(s.max_message_bytes);
   ws_.auto_fragment(false);
-  admit();
+  ws_.next_layer().set_limits(s.outbound_max_messages, s.outbound_max_bytes);
+  admit(req);
   ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
 }
 
 template <class Stream>
-void websocket_session<Stream>::note_remote(std::string_view x_forwarded_for) {
-  beast::error_code ec;
-  auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
-  if (ec) return;
-  remote_ = format_endpoint(ep);
-  if (auto client = forwarded_client(ep.address(), x_forwarded_for, state_.settings().trusted_proxies)) {
-    proxy_ = std::move(remote_);
-    remote_ = client->to_string();
-  }
-}
-
-template <class Stream>
-void websocket_session<Stream>::log_peer_event(spdlog::level::level_enum level, std::string_view event,
-                                               std::initializer_list<log_field> fields) const {
-  std::vector<log_field> all(fields);
-  all.emplace_back("remote", remote_);
-  if (!proxy_.empty()) all.emplace_back("proxy", proxy_);
-  log_event(level, event, all);
-}
-
-template <class Stream>
-void websocket_session<Stream>::admit() {
-  // Runs before the 101 response goes out, so that a peer that sees its
-  // WebSocket open is already reachable (lobby peers get no welcome to wait
-  // for). Refusals are only recorded here and sent after the upgrade.
-  if (!state_.try_add_connection())
-    return refuse(error_code::unavailable, "server is at its connection limit");
-  counted_ = true;
-  if (state_.draining()) return refuse(error_code::unavailable, "server is shutting down");
-  join();
+void websocket_session<Stream>::admit(const beast::http::request<beast::http::string_body>& req) {
+  // Before the 101 goes out, so that a peer that sees its WebSocket open is
+  // already reachable (lobby peers get no welcome to wait for). A refusal is
+  // only recorded here and sent after the upgrade.
+  if (!membership_.take_slot())
+    return refuse({error_code::unavailable, "server is at its connection limit"});
+  if (state_.draining()) return refuse({error_code::unavailable, "server is shutting down"});
+  auto admitted = server::admit({target_, std::string(req[beast::http::field::origin]),
+                                 std::string(req[beast::http::field::authorization]), this->weak_from_this(),
+                                 unix_now()},
+                                state_.settings(), state_.registry());
+  if (!admitted) return refuse(admitted.error());
+  membership_.enter(admitted->self);
+  const auto& self = admitted->self;
+  log_peer_event(spdlog::level::info, "join",
+                 {{"mode", mode_name(self.mode)},
+                  {"room", self.room},
+                  {"peer", self.id},
+                  {"resumed", admitted->resumed}});
+  // Queued behind the 101. Deliveries from other threads are posted to this
+  // strand, so they can only come after.
+  for (auto& msg : admitted->first) send(std::move(msg));
 }
 
 template <class Stream>
 void websocket_session<Stream>::on_accept(beast::error_code ec) {
   if (ec) {
-    spdlog::debug("websocket handshake failed remote={} error={}", remote_, ec.message());
-    if (self_ && !left_) leave_registry(leave_kind::closed);
-    queue_.clear();
-    queued_bytes_ = 0;
-    close_timer_.cancel();
+    spdlog::debug("websocket handshake failed remote={} error={}", client_.remote, ec.message());
+    phase_ = phase::closed;
+    leave(leave_kind::closed);
+    timer_.cancel();
     return;
   }
-  accepted_ = true;
-  if (refusal_) {
-    auto refusal = std::move(*refusal_);
-    refusal_.reset();
-    refuse(refusal.code, std::move(refusal.message));
-  } else if (!queue_.empty()) {
-    do_write();  // the welcome and anything delivered meanwhile
-  } else if (closing_ && !close_started_) {
-    do_close();
+  ws_.next_layer().open();
+  if (phase_ == phase::closing) {
+    start_close_handshake();  // asked for while the 101 was on its way
+  } else {
+    phase_ = phase::open;
+    if (refusal_) refuse(*std::exchange(refusal_, std::nullopt));
   }
-  do_read();  // also needed to complete a refusal's closing handshake
+  do_read();  // also needed to complete a closing handshake
 }
 
-template <class Stream>
-void websocket_session<Stream>::join() {
-  const auto& s = state_.settings();
-  auto decided =
-      decide_join(target_, origin_, authorization_, {s.auth_secret, s.allowed_origins}, unix_now());
-  if (!decided) return refuse(decided.error().code, decided.error().message);
-  join_request request = std::move(decided.value());
-  request.link = this->weak_from_this();
-
-  auto granted = state_.registry().join(std::move(request));
-  if (!granted) return refuse(granted.error().code, granted.error().message);
-
-  self_ = granted->self;
-  auto& stats = state_.stats();
-  (self_->mode == protocol::peer_mode::room ? stats.connections_room : stats.connections_lobby).Increment();
-  log_peer_event(spdlog::level::info, "join",
-                 {{"mode", mode_name(self_->mode)},
-                  {"room", self_->room},
-                  {"peer", self_->id},
-                  {"resumed", granted->resumed}});
-  if (self_->mode == protocol::peer_mode::lobby) return;  // libdatachannel mode: no welcome
-
-  protocol::welcome_info welcome;
-  welcome.id = self_->id;
-  welcome.room = self_->room;
-  welcome.peers = std::move(granted->peers);
-  welcome.resume_token = std::move(granted->resume_token);
-  welcome.ice_servers = make_ice_servers(state_.settings().ice, self_->id, unix_now());
-  welcome.resumed = granted->resumed;
-  // The welcome goes first, then what was held, in order. Deliveries from
-  // other threads are posted to this strand, so they can only come after.
-  enqueue(make_message(protocol::make_welcome(welcome)));
-  for (auto& msg : granted->held) enqueue(std::move(msg));
-}
-
-template <class Stream>
-void websocket_session<Stream>::refuse(error_code code, std::string message) {
-  if (!accepted_) {
-    if (!refusal_) refusal_ = protocol::failure{code, std::move(message)};
-    return;
-  }
-  const bool room_mode = target_.kind == protocol::endpoint_kind::room;
-  log_peer_event(spdlog::level::info, "refuse",
-                 {{"mode", room_mode ? "room" : "lobby"},
-                  {"room", loggable(room_mode ? target_.name : "")},
-                  {"peer", loggable(room_mode ? target_.param("peer").value_or("") : target_.name)},
-                  {"code", protocol::to_string(code)},
-                  {"reason", message}});
-  reply_error(code, message);
-  end(leave_kind::closed, protocol::close_code_for(code), /*flush=*/true);
-}
+// ---- open ----
 
 template <class Stream>
 void websocket_session<Stream>::do_read() {
@@ -213,33 +159,32 @@ void websocket_session<Stream>::do_read() {
 template <class Stream>
 void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) {
-    if (!left_) {
-      leave_kind kind = leave_kind::dropped;
+    if (membership_.active()) {
+      leave_kind how = leave_kind::dropped;
       if (ec == websocket::error::closed) {
-        kind = leave_kind::closed;  // the client's close frame
+        how = leave_kind::closed;  // the client's close frame
       } else if (ec == websocket::error::message_too_big) {
-        kind = leave_kind::kicked;  // Beast has already closed with 1009
+        how = leave_kind::kicked;  // Beast has already closed with 1009
         state_.stats().error(error_code::message_too_large).Increment();
-      } else if (ec.category() == websocket::make_error_code(websocket::error::closed).category()) {
-        kind = leave_kind::kicked;  // a WebSocket protocol violation (e.g. 1007 bad UTF-8), closed by Beast
+      } else if (ec == websocket::condition::protocol_violation) {
+        how = leave_kind::kicked;  // e.g. 1007 bad UTF-8, closed by Beast
       }
-      closing_ = close_code::normal;
-      leave_registry(kind, queue_.take());
-      queued_bytes_ = 0;
+      leave(how, ws_.next_layer().take_unsent());
     }
-    close_timer_.cancel();
+    phase_ = phase::closed;
+    timer_.cancel();
     if (ec != websocket::error::closed && ec != net::error::operation_aborted)
-      spdlog::debug("connection ended peer={} remote={} error={}", self_ ? self_->id : "", remote_,
-                    ec.message());
+      spdlog::debug("connection ended peer={} remote={} error={}",
+                    membership_.self() ? membership_.self()->id : "", client_.remote, ec.message());
     return;
   }
   state_.stats().bytes_in.Increment(static_cast<double>(bytes));
-  if (!closing_) {
+  if (phase_ == phase::open) {
     if (!bucket_.try_take(now_us())) {
       state_.stats().dropped(drop_reason::rate_limited).Increment();
       if (++strikes_ >= state_.settings().rate_limit_strikes) {
         reply_error(error_code::rate_limited, "rate limit exceeded again and again: closing");
-        end(leave_kind::kicked, close_code::too_many, /*flush=*/true);
+        begin_close(leave_kind::kicked, close_code::too_many, /*flush=*/true);
       } else {
         reply_error(error_code::rate_limited, "rate limit exceeded: message discarded");
       }
@@ -257,32 +202,47 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
   // Back-pressure on a peer's own traffic: while half the outbound queue is
   // waiting to be written (its replies, or what others send it), read no
   // more from it. A fast sender is slowed down instead of being mistaken for
-  // a slow reader; on_write resumes reading once the queue has drained.
-  if (!closing_ && queue_.size() * 2 >= state_.settings().outbound_max_messages) {
-    read_paused_ = true;
-    // No read is pending, so Beast's keepalive cannot notice a peer that has
-    // stopped reading: bound the pause like a silent connection.
-    close_timer_.expires_after(2 * state_.settings().ping_interval);
-    close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (!ec && self->read_paused_ && !self->closing_)
-        self->end(leave_kind::dropped, close_code::policy, /*flush=*/false);
-    });
-    return;
-  }
+  // a slow reader.
+  auto& out = ws_.next_layer();
+  if (phase_ == phase::open && out.queued_frames() * 2 >= out.max_frames()) return pause_reading();
   do_read();
+}
+
+template <class Stream>
+void websocket_session<Stream>::pause_reading() {
+  read_paused_ = true;
+  // No read is pending, so Beast's keepalive cannot notice a peer that has
+  // stopped reading: bound the pause like a silent connection.
+  timer_.expires_after(2 * state_.settings().ping_interval);
+  timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+    if (!ec && self->read_paused_ && self->phase_ == phase::open)
+      self->begin_close(leave_kind::dropped, close_code::policy, /*flush=*/false);
+  });
+  auto& out = ws_.next_layer();
+  out.async_wait_below(out.max_frames() / 4 + 1,
+                       beast::bind_front_handler(&websocket_session::on_drained, this->shared_from_this()));
+}
+
+template <class Stream>
+void websocket_session<Stream>::on_drained(beast::error_code) {
+  read_paused_ = false;
+  if (phase_ == phase::closed) return;
+  if (phase_ == phase::open) timer_.cancel();  // in closing, the timer bounds the handshake
+  do_read();  // a failed socket fails this read, which ends the session as usual
 }
 
 template <class Stream>
 void websocket_session<Stream>::handle_frame(std::string_view text) {
   auto frame = protocol::scan_frame(text);
   if (!frame) return reply_error(error_code::bad_message, frame.error().message);
-  if (!self_) return;  // refused; waiting for the close to complete
+  const peer_ref* self = membership_.self();
+  if (!membership_.active()) return;  // refused; waiting for the close to complete
 
-  auto decision = protocol::decide(frame.value(), self_->mode);
+  auto decision = protocol::decide(frame.value(), self->mode);
   switch (decision.what) {
     case protocol::action::pong: {
       auto t = frame->t_value;
-      return enqueue(make_message(protocol::make_pong(text.substr(t.begin, t.end - t.begin))));
+      return send(make_message(protocol::make_pong(text.substr(t.begin, t.end - t.begin))));
     }
     case protocol::action::refuse:
       return reply_error(decision.refusal, "type '" + frame->type + "' is reserved for the server");
@@ -292,14 +252,14 @@ void websocket_session<Stream>::handle_frame(std::string_view text) {
   }
 
   auto out = std::make_shared<std::string>();
-  out->reserve(protocol::rewritten_size(frame.value(), self_->id));
-  protocol::rewrite_sender(frame.value(), self_->id, *out);
+  out->reserve(protocol::rewritten_size(frame.value(), self->id));
+  protocol::rewrite_sender(frame.value(), self->id, *out);
   if (decision.what == protocol::action::broadcast) {
-    state_.registry().broadcast(*self_, std::move(out));
+    state_.registry().broadcast(*self, std::move(out));
     return;
   }
-  if (state_.registry().deliver(*self_, *frame->id, std::move(out)) == deliver_status::not_found) {
-    if (self_->mode == protocol::peer_mode::lobby) {
+  if (state_.registry().deliver(*self, *frame->id, std::move(out)) == deliver_status::not_found) {
+    if (self->mode == protocol::peer_mode::lobby) {
       state_.stats().dropped(drop_reason::unknown_target).Increment();
     } else {
       reply_error(error_code::peer_not_found, "no peer with this id in the room", *frame->id);
@@ -307,10 +267,35 @@ void websocket_session<Stream>::handle_frame(std::string_view text) {
   }
 }
 
+// ---- outbound ----
+
+template <class Stream>
+void websocket_session<Stream>::send(shared_message msg) {
+  if (phase_ == phase::closed) {
+    state_.stats().dropped(drop_reason::closed).Increment();
+    return;
+  }
+  const std::size_t size = msg->size();
+  switch (ws_.next_layer().send_text(msg)) {
+    case send_status::queued: state_.stats().bytes_out.Increment(static_cast<double>(size)); return;
+    case send_status::closed: state_.stats().dropped(drop_reason::closed).Increment(); return;
+    case send_status::overflow: break;
+  }
+  // A peer that does not read: disconnect it (it may resume) rather than
+  // hold unbounded memory. What it had not been sent is held for it.
+  auto& out = ws_.next_layer();
+  log_peer_event(spdlog::level::warn, "slow-consumer",
+                 {{"room", membership_.self() ? std::string_view(membership_.self()->room) : ""},
+                  {"peer", membership_.self() ? std::string_view(membership_.self()->id) : ""},
+                  {"queued", out.queued_frames()},
+                  {"bytes", out.queued_bytes()}});
+  begin_close(leave_kind::dropped, close_code::policy, /*flush=*/false, std::move(msg));
+}
+
 template <class Stream>
 void websocket_session<Stream>::reply_error(error_code code, std::string_view message, std::string_view id) {
   state_.stats().error(code).Increment();
-  enqueue(make_message(protocol::make_error(code, message, id)));
+  send(make_message(protocol::make_error(code, message, id)));
 }
 
 template <class Stream>
@@ -323,134 +308,100 @@ void websocket_session<Stream>::deliver(shared_message msg) {
 
 template <class Stream>
 void websocket_session<Stream>::on_deliver(shared_message msg) {
-  if (left_) {
+  if (auto exit = membership_.exit()) {
     // The connection is over; a dropped peer may still resume and get it.
-    if (self_ && leave_kind_ == leave_kind::dropped)
-      state_.registry().hold_late(*self_, std::move(msg));
+    if (membership_.self() && *exit == leave_kind::dropped)
+      state_.registry().hold_late(*membership_.self(), std::move(msg));
     else
       state_.stats().dropped(drop_reason::closed).Increment();
     return;
   }
-  enqueue(std::move(msg));
+  send(std::move(msg));
 }
 
+// ---- closing ----
+
 template <class Stream>
-void websocket_session<Stream>::enqueue(shared_message msg) {
-  if (closing_ && !flush_before_close_) {
-    state_.stats().dropped(drop_reason::closed).Increment();
+void websocket_session<Stream>::refuse(const protocol::failure& refusal) {
+  if (phase_ == phase::upgrading) {
+    if (!refusal_) refusal_ = refusal;  // sent by on_accept
     return;
   }
-  const auto& s = state_.settings();
-  queued_bytes_ += msg->size();
-  queue_.push_back(std::move(msg));
-  if (queue_.size() > s.outbound_max_messages || queued_bytes_ > s.outbound_max_bytes) {
-    // A peer that does not read: disconnect it (it may resume) rather than
-    // hold unbounded memory. What it had not been sent is held for it.
-    log_peer_event(spdlog::level::warn, "slow-consumer",
-                   {{"room", self_ ? std::string_view(self_->room) : ""},
-                    {"peer", self_ ? std::string_view(self_->id) : ""},
-                    {"queued", queue_.size()},
-                    {"bytes", queued_bytes_}});
-    return end(leave_kind::dropped, close_code::policy, /*flush=*/false);
-  }
-  if (!writing_ && accepted_) do_write();
+  const bool room_mode = target_.kind == protocol::endpoint_kind::room;
+  log_peer_event(spdlog::level::info, "refuse",
+                 {{"mode", room_mode ? "room" : "lobby"},
+                  {"room", loggable(room_mode ? target_.name : "")},
+                  {"peer", loggable(room_mode ? target_.param("peer").value_or("") : target_.name)},
+                  {"code", protocol::to_string(refusal.code)},
+                  {"reason", refusal.message}});
+  reply_error(refusal.code, refusal.message);
+  begin_close(leave_kind::closed, protocol::close_code_for(refusal.code), /*flush=*/true);
 }
 
 template <class Stream>
-void websocket_session<Stream>::do_write() {
-  writing_ = true;
-  ws_.text(true);
-  ws_.async_write(net::buffer(*queue_.front()),
-                  beast::bind_front_handler(&websocket_session::on_write, this->shared_from_this()));
-}
-
-template <class Stream>
-void websocket_session<Stream>::on_write(beast::error_code ec, std::size_t bytes) {
-  writing_ = false;
-  if (ec || queue_.empty()) {
-    // The read side sees the failure too and ends the membership.
-    return;
-  }
-  state_.stats().bytes_out.Increment(static_cast<double>(bytes));
-  queued_bytes_ -= queue_.front()->size();
-  queue_.pop_front();
-  if (read_paused_ && (closing_ || queue_.size() * 4 < state_.settings().outbound_max_messages)) {
-    read_paused_ = false;
-    if (!closing_) close_timer_.cancel();
-    do_read();
-  }
-  if (!queue_.empty()) return do_write();
-  if (closing_ && !close_started_) do_close();
-}
-
-template <class Stream>
-void websocket_session<Stream>::end(leave_kind kind, close_code code, bool flush) {
-  if (closing_) return;
-  closing_ = code;
-  flush_before_close_ = flush;
+void websocket_session<Stream>::begin_close(leave_kind how, close_code code, bool flush,
+                                            shared_message overflowed) {
+  if (phase_ == phase::closing || phase_ == phase::closed) return;
+  const bool upgrading = phase_ == phase::upgrading;
+  phase_ = phase::closing;
+  close_code_ = code;
   std::deque<shared_message> unsent;
   if (!flush) {
-    // Keep only the frame being written; the rest goes back to the registry.
-    auto keep = writing_ ? 1 : 0;
-    while (queue_.size() > static_cast<std::size_t>(keep)) {
-      queued_bytes_ -= queue_.back()->size();
-      unsent.push_front(std::move(queue_.back()));
-      queue_.pop_back();
-    }
+    unsent = ws_.next_layer().take_unsent();  // all but the socket write in flight
+    if (overflowed) unsent.push_back(std::move(overflowed));
   }
-  if (!left_) {
-    if (!self_ || self_->mode == protocol::peer_mode::lobby) {
-      if (!unsent.empty()) state_.stats().dropped(drop_reason::queue_overflow).Increment(unsent.size());
-      unsent.clear();
-    }
-    leave_registry(kind, std::move(unsent));
+  const peer_ref* self = membership_.self();
+  if (!unsent.empty() && (!self || self->mode == protocol::peer_mode::lobby)) {
+    // Nothing to resume into: lobby peers have no held place.
+    state_.stats().dropped(drop_reason::queue_overflow).Increment(static_cast<double>(unsent.size()));
+    unsent.clear();
   }
+  leave(how, std::move(unsent));
   // Bound the whole closing handshake, including a write stuck on a peer
   // that does not read: after the handshake timeout the socket is closed.
-  close_timer_.expires_after(state_.settings().handshake_timeout);
-  close_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+  timer_.expires_after(state_.settings().handshake_timeout);
+  timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
     if (!ec) {
       beast::error_code ignored;
       beast::get_lowest_layer(self->ws_).socket().close(ignored);
     }
   });
-  if (!writing_ && accepted_) do_close();  // else on_accept or on_write closes
+  if (!upgrading) start_close_handshake();  // else on_accept starts it
 }
 
 template <class Stream>
-void websocket_session<Stream>::do_close() {
-  close_started_ = true;
-  ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(*closing_)),
-                  beast::bind_front_handler(&websocket_session::on_close, this->shared_from_this()));
+void websocket_session<Stream>::start_close_handshake() {
+  // The close frame queues behind what is already queued, so it flushes that
+  // first. The pending read sees the peer's answer and releases the session.
+  ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(*close_code_)),
+                  [self = this->shared_from_this()](beast::error_code) { self->timer_.cancel(); });
 }
 
 template <class Stream>
-void websocket_session<Stream>::on_close(beast::error_code) {
-  // The pending read completes too and releases the session.
-  close_timer_.cancel();
-}
-
-template <class Stream>
-void websocket_session<Stream>::leave_registry(leave_kind kind, std::deque<shared_message> unsent) {
-  left_ = true;
-  leave_kind_ = kind;
-  if (!self_) return;
-  state_.registry().leave(*self_, kind, std::move(unsent));
-  auto& stats = state_.stats();
-  (self_->mode == protocol::peer_mode::room ? stats.connections_room : stats.connections_lobby).Decrement();
+void websocket_session<Stream>::leave(leave_kind how, std::deque<shared_message> unsent) {
+  if (!membership_.leave(how, std::move(unsent))) return;
+  const peer_ref& self = *membership_.self();
   log_peer_event(spdlog::level::info, "leave",
-                 {{"mode", mode_name(self_->mode)},
-                  {"room", self_->room},
-                  {"peer", self_->id},
-                  {"how", kind_name(kind)}});
+                 {{"mode", mode_name(self.mode)}, {"room", self.room}, {"peer", self.id}, {"how", to_string(how)}});
 }
+
+template <class Stream>
+void websocket_session<Stream>::log_peer_event(spdlog::level::level_enum level, std::string_view event,
+                                               std::initializer_list<log_field> fields) const {
+  std::vector<log_field> all(fields);
+  all.emplace_back("remote", client_.remote);
+  if (!client_.proxy.empty()) all.emplace_back("proxy", client_.proxy);
+  log_event(level, event, all);
+}
+
+// ---- from other threads ----
 
 template <class Stream>
 void websocket_session<Stream>::replaced() {
   net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // The registry already gave the place to the new connection; leaving with
     // this (old) epoch hands it what this one had not written.
-    if (!self->left_) self->end(leave_kind::dropped, close_code::id_taken, /*flush=*/false);
+    if (self->membership_.active()) self->begin_close(leave_kind::dropped, close_code::id_taken, /*flush=*/false);
   });
 }
 
@@ -458,8 +409,7 @@ template <class Stream>
 void websocket_session<Stream>::shutdown() {
   net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // A pending refusal is sent by on_accept; otherwise close after what is queued.
-    if (!self->refusal_ && !self->closing_)
-      self->end(leave_kind::silent, close_code::going_away, /*flush=*/true);
+    if (!self->refusal_) self->begin_close(leave_kind::silent, close_code::going_away, /*flush=*/true);
   });
 }
 

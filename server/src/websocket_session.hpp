@@ -1,15 +1,31 @@
 #pragma once
-// One WebSocket peer: reads frames, hands them to the protocol rules and the
-// registry, and writes what others send it through a bounded queue with one
-// write in flight.
+// One WebSocket peer, as glue around one state:
+//
+//   upgrading --on_accept--> open --begin_close--> closing --read ends--> closed
+//       \________________ handshake failed ______________________________/
+//
+//   upgrading  the 101 is being written. Admission has already decided: the
+//              peer is in the registry (so it is reachable the moment it sees
+//              its socket open) and its first messages are queued behind the
+//              response, or a refusal waits to be sent once the upgrade is done.
+//   open       one read pending at a time (none while back-pressure pauses
+//              it), frames relayed through the registry.
+//   closing    the close frame is queued behind what is to be flushed; the
+//              read loop runs until the peer answers or the close timer ends it.
+//   closed     the read loop has ended; late deliveries go to hold_late.
+//
+// The parts it owns: `membership_` (the connection slot and the registry
+// place, left exactly once), the outbound queue inside `ws_`'s next layer
+// (outbound_stream.hpp: the one bound, the write in flight), and the token
+// bucket. Admission is a pure step (admission.hpp).
 //
 // Threading: every member below is touched only on this session's strand
 // (the socket's executor). Other threads reach the session only through
 // deliver(), replaced() and shutdown(), which post to that strand. The
 // session is owned by the shared_from_this() its pending handlers hold.
-#include "coalescing_stream.hpp"
 #include "logging.hpp"
-#include "message_queue.hpp"
+#include "membership.hpp"
+#include "outbound_stream.hpp"
 #include "peer_link.hpp"
 #include "room_registry.hpp"
 #include "server_state.hpp"
@@ -25,7 +41,6 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include <deque>
 #include <optional>
 
 namespace rendezvous::server {
@@ -39,6 +54,12 @@ class session_base : public peer_link {
 
 using plain_stream = boost::beast::tcp_stream;
 using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// Who is on the other end, as logs name it.
+struct client_address {
+  std::string remote;  // the client: TCP peer, or X-Forwarded-For via a trusted proxy
+  std::string proxy;   // the trusted proxy's address when `remote` came from it
+};
 
 // Stream is plain_stream (ws://) or tls_stream (wss://); both are instantiated
 // in websocket_session.cpp.
@@ -57,62 +78,51 @@ class websocket_session final : public session_base,
   void shutdown() override;
 
  private:
-  void on_accept(boost::beast::error_code ec);
-  void admit();
-  void join();
-  // Sets remote_ (and proxy_) from the TCP peer and, via a trusted proxy,
-  // X-Forwarded-For.
-  void note_remote(std::string_view x_forwarded_for);
-  // An event line (logging.hpp) with this connection's remote (and proxy) added.
-  void log_peer_event(spdlog::level::level_enum level, std::string_view event,
-                      std::initializer_list<log_field> fields) const;
-  void refuse(protocol::error_code code, std::string message);
+  enum class phase { upgrading, open, closing, closed };
 
+  // Upgrading
+  void admit(const boost::beast::http::request<boost::beast::http::string_body>& req);
+  void on_accept(boost::beast::error_code ec);
+
+  // Open: the read loop and what a frame does
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle_frame(std::string_view text);
+  void pause_reading();
+  void on_drained(boost::beast::error_code ec);
+
+  // Outbound: everything leaves through send()
+  void send(shared_message msg);
   void reply_error(protocol::error_code code, std::string_view message, std::string_view id = {});
-
   void on_deliver(shared_message msg);
-  void enqueue(shared_message msg);
-  void do_write();
-  void on_write(boost::beast::error_code ec, std::size_t bytes);
 
-  // Ends the membership once (`kind` decides what the room sees) and closes
-  // the connection with `code`, after the queue drains if `flush`.
-  void end(leave_kind kind, protocol::close_code code, bool flush);
-  void do_close();
-  void on_close(boost::beast::error_code ec);
-  void leave_registry(leave_kind kind, std::deque<shared_message> unsent = {});
+  // Closing: the only transition out of open
+  void refuse(const protocol::failure& refusal);
+  // Leaves the registry as `how` and closes with `code`, after what is queued
+  // when `flush`; otherwise what was not written is handed back for a resume.
+  // `overflowed`: the message that found the queue full, held after the rest.
+  void begin_close(leave_kind how, protocol::close_code code, bool flush, shared_message overflowed = {});
+  void start_close_handshake();
 
-  // Frames queued while a socket write is in flight leave in one write.
-  boost::beast::websocket::stream<coalescing_stream<Stream>> ws_;
+  void leave(leave_kind how, std::deque<shared_message> unsent = {});
+  void log_peer_event(spdlog::level::level_enum level, std::string_view event,
+                      std::initializer_list<log_field> fields) const;
+
+  boost::beast::websocket::stream<outbound_stream<Stream>> ws_;
   server_state& state_;
-  std::string remote_;         // the client: TCP peer, or X-Forwarded-For via a trusted proxy
-  std::string proxy_;          // the trusted proxy's address when remote_ came from it
-  std::string origin_;         // Origin header of the upgrade, if any
-  std::string authorization_;  // Authorization header of the upgrade, if any
-  boost::beast::flat_buffer buffer_;
-  boost::asio::steady_timer close_timer_;
+  phase phase_ = phase::upgrading;
+  membership membership_;
+  client_address client_;
   protocol::endpoint target_;
-  std::optional<peer_ref> self_;              // set once joined
-  std::optional<protocol::failure> refusal_;  // decided before the upgrade, sent after it
-  bool accepted_ = false;                     // WebSocket handshake done
-  bool counted_ = false;                      // holds a max_connections slot
-  bool left_ = false;                         // registry told; later deliveries go to hold_late
-  leave_kind leave_kind_ = leave_kind::closed;
-  std::optional<protocol::close_code> closing_;  // close requested
-  bool close_started_ = false;
-  bool flush_before_close_ = false;
-
-  message_queue queue_;  // front() is being written while writing_
-  std::size_t queued_bytes_ = 0;
-  bool writing_ = false;
-  bool read_paused_ = false;  // back-pressure: no read pending while the queue drains
-
+  // Upgrading: what to do once the handshake is done instead of opening
+  // (a refusal to send, or a close requested meanwhile).
+  std::optional<protocol::failure> refusal_;
+  std::optional<protocol::close_code> close_code_;  // chosen by begin_close
+  bool read_paused_ = false;                        // back-pressure: no read pending while the queue drains
+  boost::beast::flat_buffer buffer_;
+  boost::asio::steady_timer timer_;  // bounds a read pause, then the closing handshake
   protocol::token_bucket bucket_;
   std::size_t strikes_ = 0;
-  std::string scratch_;
 };
 
 }  // namespace rendezvous::server
