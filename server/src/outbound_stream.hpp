@@ -195,7 +195,8 @@ class outbound_stream {
       h.push_back(static_cast<char>(n & 0xff));
     } else {
       h.push_back(static_cast<char>(127));
-      for (int i = 7; i >= 0; --i) h.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> (8 * i)) & 0xff));
+      for (int i = 7; i >= 0; --i)
+        h.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> (8 * i)) & 0xff));
     }
     return h;
   }
@@ -237,14 +238,13 @@ class outbound_stream {
     H handler;
   };
 
-
   // Shared with the socket write in flight, whose completion may run after
   // the stream is gone (the socket's destruction aborts it): it then only
   // sees `alive == false` and touches nothing else.
   struct state {
     queue_type queue{256, 1 << 20, protocol::overflow_policy::report};
-    std::size_t in_flight = 0;    // the front chunks the socket write is carrying
-    std::size_t raw_prefix = 0;   // before open(): Beast's chunks at the front
+    std::size_t in_flight = 0;   // the front chunks the socket write is carrying
+    std::size_t raw_prefix = 0;  // before open(): Beast's chunks at the front
     std::vector<boost::asio::const_buffer> iov;
     std::string flat;
     bool writing = false;

@@ -19,14 +19,22 @@
 
 namespace rendezvous::server {
 
+// The registry's own records (local_room_registry.hpp); sessions only hold
+// them, so a delivery goes straight to the room and the sender's place.
+struct room_state;
+struct member_state;
+
 // Identifies one membership: a peer id in a room (or in the lobby), at one
-// connection epoch. A resume bumps the epoch, so calls made on behalf of a
-// replaced connection are recognised and ignored.
+// connection epoch. A resume keeps the place and bumps the epoch, so calls
+// made on behalf of a replaced connection are recognised; a new join of the
+// same id is a new place, so the old one's calls never reach it.
 struct peer_ref {
   protocol::peer_mode mode = protocol::peer_mode::room;
   std::string room;  // empty for the lobby
   std::string id;
   std::uint64_t epoch = 0;
+  std::shared_ptr<room_state> room_handle;  // null in the lobby
+  std::shared_ptr<member_state> place;
 };
 
 struct join_request {

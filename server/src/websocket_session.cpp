@@ -110,13 +110,12 @@ void websocket_session<Stream>::admit(const beast::http::request<beast::http::st
   // Before the 101 goes out, so that a peer that sees its WebSocket open is
   // already reachable (lobby peers get no welcome to wait for). A refusal is
   // only recorded here and sent after the upgrade.
-  if (!membership_.take_slot())
-    return refuse({error_code::unavailable, "server is at its connection limit"});
+  if (!membership_.take_slot()) return refuse({error_code::unavailable, "server is at its connection limit"});
   if (state_.draining()) return refuse({error_code::unavailable, "server is shutting down"});
-  auto admitted = server::admit({target_, std::string(req[beast::http::field::origin]),
-                                 std::string(req[beast::http::field::authorization]), this->weak_from_this(),
-                                 unix_now()},
-                                state_.settings(), state_.registry());
+  auto admitted =
+      server::admit({target_, std::string(req[beast::http::field::origin]),
+                     std::string(req[beast::http::field::authorization]), this->weak_from_this(), unix_now()},
+                    state_.settings(), state_.registry());
   if (!admitted) return refuse(admitted.error());
   membership_.enter(admitted->self);
   const auto& self = admitted->self;
@@ -381,8 +380,9 @@ template <class Stream>
 void websocket_session<Stream>::leave(leave_kind how, std::deque<shared_message> unsent) {
   if (!membership_.leave(how, std::move(unsent))) return;
   const peer_ref& self = *membership_.self();
-  log_peer_event(spdlog::level::info, "leave",
-                 {{"mode", mode_name(self.mode)}, {"room", self.room}, {"peer", self.id}, {"how", to_string(how)}});
+  log_peer_event(
+      spdlog::level::info, "leave",
+      {{"mode", mode_name(self.mode)}, {"room", self.room}, {"peer", self.id}, {"how", to_string(how)}});
 }
 
 template <class Stream>
@@ -401,7 +401,8 @@ void websocket_session<Stream>::replaced() {
   net::post(ws_.get_executor(), [self = this->shared_from_this()] {
     // The registry already gave the place to the new connection; leaving with
     // this (old) epoch hands it what this one had not written.
-    if (self->membership_.active()) self->begin_close(leave_kind::dropped, close_code::id_taken, /*flush=*/false);
+    if (self->membership_.active())
+      self->begin_close(leave_kind::dropped, close_code::id_taken, /*flush=*/false);
   });
 }
 
