@@ -40,7 +40,7 @@ close_code close_code_for(error_code code) noexcept {
     case error_code::unavailable: return close_code::unavailable;
     case error_code::message_too_large: return close_code::too_big;
     case error_code::internal: return close_code::internal_error;
-    // These never close the connection on their own (PROTOCOL.md section 2);
+    // These never close the connection on their own (docs/protocol.md, "Error codes");
     // if the server does close because of one, it is a policy violation.
     case error_code::bad_message:
     case error_code::reserved_type:

@@ -1,5 +1,5 @@
 #pragma once
-// Join authorization (PROTOCOL.md section 6): JWT HS256 tokens checked with
+// Join authorization (docs/protocol.md, "Security"): JWT HS256 tokens checked with
 // libjwt. Claims: `exp` (required), `nbf` (optional), `room` (a room name or
 // "*"), `sub` (optional: then the only peer id the token admits).
 #include <rendezvous/protocol/result.hpp>

@@ -561,6 +561,40 @@ load_outcome load(int argc, const char* const* argv, const std::function<const c
 
 }  // namespace
 
+std::string read_secret_file(const std::string& path, std::string& secret) {
+  std::ifstream in(path);
+  if (!in) return "cannot read " + path;
+  std::stringstream text;
+  text << in.rdbuf();
+  secret = text.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) return path + " is empty";
+  return {};
+}
+
+std::string finish_config(config& cfg) {
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) return "tls_cert and tls_key must be set together";
+  if (!cfg.auth_jwt_secret_file.empty()) {
+    if (!cfg.auth_jwt_secret.empty()) return "set auth_jwt_secret or auth_jwt_secret_file, not both";
+    if (auto err = read_secret_file(cfg.auth_jwt_secret_file, cfg.auth_jwt_secret); !err.empty())
+      return "auth_jwt_secret_file: " + err;
+  }
+  if (!cfg.turn_uris.empty() && cfg.turn_secret.empty()) return "turn_uris needs turn_secret";
+  // A peer may send rate_limit_burst messages at once, all to one target: a
+  // queue bound below that drops a fast reader as slow after one hiccup.
+  if (cfg.rate_limit_per_s > 0 && static_cast<double>(cfg.outbound_max_messages) < cfg.rate_limit_burst)
+    return "outbound_max_messages (" + std::to_string(cfg.outbound_max_messages) +
+           ") is below rate_limit_burst (" + format_double(cfg.rate_limit_burst) +
+           "): a reader that pauses once would be dropped as slow after one burst from a peer; raise "
+           "outbound_max_messages or lower rate_limit_burst";
+  // The largest message plus its frame header must fit in an empty queue.
+  if (cfg.outbound_max_bytes < cfg.max_message_bytes + 14)
+    return "outbound_max_bytes (" + std::to_string(cfg.outbound_max_bytes) +
+           ") is below max_message_bytes (" + std::to_string(cfg.max_message_bytes) +
+           ") plus a frame header: the largest message could never be sent";
+  return {};
+}
+
 std::string setting::flag() const {
   std::string out = "--" + name;
   std::replace(out.begin(), out.end(), '_', '-');
@@ -580,13 +614,21 @@ const std::vector<setting>& settings() {
   return table;
 }
 
-load_outcome load_config(int argc, const char* const* argv,
-                         const std::function<const char*(const char*)>& getenv) {
+load_outcome parse_config(int argc, const char* const* argv,
+                          const std::function<const char*(const char*)>& getenv) {
   try {
     return load(argc, argv, getenv);
   } catch (const std::exception& e) {
     return fail(std::string("internal error while loading the configuration: ") + e.what());
   }
+}
+
+load_outcome load_config(int argc, const char* const* argv,
+                         const std::function<const char*(const char*)>& getenv) {
+  auto out = parse_config(argc, argv, getenv);
+  if (out.status != load_status::run) return out;
+  if (auto err = finish_config(out.cfg); !err.empty()) return fail(err);
+  return out;
 }
 
 std::string describe(const config& cfg) {

@@ -111,10 +111,27 @@ struct load_outcome {
 };
 
 // Parses flags (CLI11), the config file and the environment, in precedence
-// order. `getenv` is injectable so tests need not touch the process
-// environment; it returns nullptr for an unset variable.
+// order, then finish_config(): one call returns a usable config. `getenv` is injectable so tests need not
+// touch the process environment; it returns nullptr for an unset variable.
 load_outcome load_config(int argc, const char* const* argv,
                          const std::function<const char*(const char*)>& getenv);
+
+// The parsing half of load_config, each setting on its own (for tests of the
+// table); no checks across settings, no secret file read.
+load_outcome parse_config(int argc, const char* const* argv,
+                          const std::function<const char*(const char*)>& getenv);
+
+// Reads the secret file, if any, into auth_jwt_secret and checks the settings
+// that go together (load_config calls it). Returns an error line naming the
+// settings, or "" when the config is usable.
+std::string finish_config(config& cfg);
+
+// Reads a one-line secret (trailing newlines dropped) from `path` into
+// `secret`; returns "" or why not.
+std::string read_secret_file(const std::string& path, std::string& secret);
+
+// The defaults, for code that derives its own from the table's.
+inline const config default_config{};
 
 // One line "listen=0.0.0.0:8080 threads=0 ..." for the startup log.
 std::string describe(const config& cfg);

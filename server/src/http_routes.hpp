@@ -1,5 +1,5 @@
 #pragma once
-// Answers to plain HTTP requests (PROTOCOL.md section 1): health, readiness,
+// Answers to plain HTTP requests (docs/protocol.md, "Endpoints"): health, readiness,
 // metrics, 426 on WebSocket paths, 404 elsewhere.
 #include "server_state.hpp"
 

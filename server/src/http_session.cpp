@@ -14,7 +14,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 
-void start_http_session(net::ip::tcp::socket&& socket, server_state& state, net::ssl::context* tls) {
+void start_http_session(connection_socket&& socket, server_state& state, net::ssl::context* tls) {
   if (tls) {
     std::make_shared<http_session<tls_stream>>(tls_stream(std::move(socket), *tls), state)->run();
   } else {

@@ -17,8 +17,7 @@
 namespace rendezvous::server {
 
 // Starts serving an accepted socket; `tls` non-null means https/wss.
-void start_http_session(boost::asio::ip::tcp::socket&& socket, server_state& state,
-                        boost::asio::ssl::context* tls);
+void start_http_session(connection_socket&& socket, server_state& state, boost::asio::ssl::context* tls);
 
 template <class Stream>
 class http_session : public std::enable_shared_from_this<http_session<Stream>> {

@@ -48,11 +48,11 @@ void listener::stop() {
 
 void listener::do_accept() {
   // Each connection gets its own strand: its handlers never run concurrently.
-  acceptor_.async_accept(net::make_strand(ioc_),
+  acceptor_.async_accept(net::make_strand(ioc_.get_executor()),
                          boost::beast::bind_front_handler(&listener::on_accept, shared_from_this()));
 }
 
-void listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {
+void listener::on_accept(boost::beast::error_code ec, connection_socket socket) {
   if (!acceptor_.is_open()) return;
   if (ec) {
     spdlog::warn("accept failed: {}", ec.message());

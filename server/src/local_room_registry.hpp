@@ -11,6 +11,7 @@
 // sender's place directly, without hashing the room name or searching the
 // sender. A room is erased from its shard when its last member goes; handles
 // keep the records alive, marked `removed`.
+#include "config.hpp"
 #include "metrics.hpp"
 #include "room_registry.hpp"
 
@@ -28,12 +29,18 @@
 
 namespace rendezvous::server {
 
+// The registry's settings; the defaults are the config's (config.hpp).
 struct registry_limits {
-  std::size_t max_peers_per_room = 16;
-  std::size_t max_rooms = 100000;
-  std::chrono::milliseconds reconnect_grace{15000};
-  std::size_t held_max_messages = 64;
-  std::size_t held_max_bytes = 256 * 1024;
+  std::size_t max_peers_per_room = default_config.max_peers_per_room;
+  std::size_t max_rooms = default_config.max_rooms;
+  std::chrono::milliseconds reconnect_grace{default_config.reconnect_grace_ms};
+  std::size_t held_max_messages = default_config.held_max_messages;
+  std::size_t held_max_bytes = default_config.held_max_bytes;
+
+  static registry_limits from(const config& cfg) {
+    return {cfg.max_peers_per_room, cfg.max_rooms, std::chrono::milliseconds(cfg.reconnect_grace_ms),
+            cfg.held_max_messages, cfg.held_max_bytes};
+  }
 };
 
 // One place: a peer id in a room or in the lobby. Guarded by its shard's mutex.

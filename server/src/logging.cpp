@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 namespace rendezvous::server {
@@ -143,8 +144,19 @@ void setup_logging(const std::string& level, const std::string& format) {
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   }
-  // Tests and operators wait on lines such as "listening on": never buffer.
-  logger->flush_on(spdlog::level::trace);
+  // Flushing every line would cost a write(2) per event on the I/O threads:
+  // warnings and worse go out at once, the rest within a second.
+  logger->flush_on(spdlog::level::warn);
+  spdlog::flush_every(std::chrono::seconds(1));
+}
+
+void log_always(const std::string& line) {
+  auto logger = spdlog::default_logger();
+  const auto level = logger->level();
+  logger->set_level(spdlog::level::info);
+  logger->info("{}", line);
+  logger->set_level(level);
+  logger->flush();
 }
 
 }  // namespace rendezvous::server

@@ -22,6 +22,11 @@ namespace rendezvous::server {
 // `level` as spdlog names it. Logs go to stdout.
 void setup_logging(const std::string& level, const std::string& format);
 
+// Logs `line` at info whatever the log level, and flushes: the start-up
+// lines that scripts and operators wait for ("listening on ..."). Call it
+// before the I/O threads start (it changes the level for a moment).
+void log_always(const std::string& line);
+
 // One field of an event line. Strings are borrowed for the call only.
 struct log_field {
   log_field(std::string_view k, std::string_view v) : key(k), value(v) {}

@@ -20,9 +20,7 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -30,58 +28,6 @@ namespace net = boost::asio;
 using namespace rendezvous::server;
 
 namespace {
-
-session_settings settings_from(const config& cfg) {
-  session_settings s;
-  s.max_message_bytes = cfg.max_message_bytes;
-  s.max_connections = cfg.max_connections;
-  s.rate_limit_per_s = cfg.rate_limit_per_s;
-  s.rate_limit_burst = cfg.rate_limit_burst;
-  s.rate_limit_strikes = cfg.rate_limit_strikes;
-  s.ping_interval = std::chrono::milliseconds(cfg.ping_interval_ms);
-  s.handshake_timeout = std::chrono::milliseconds(cfg.handshake_timeout_ms);
-  s.outbound_max_messages = cfg.outbound_max_messages;
-  s.outbound_max_bytes = cfg.outbound_max_bytes;
-  s.ice.stun_uris = cfg.stun_uris;
-  s.ice.turn_uris = cfg.turn_uris;
-  s.ice.turn_secret = cfg.turn_secret;
-  s.ice.turn_ttl_s = cfg.turn_ttl_s;
-  s.auth_secret = cfg.auth_jwt_secret;
-  s.allowed_origins = cfg.allowed_origins;
-  for (const auto& text : cfg.trusted_proxies)
-    if (auto r = parse_ip_range(text)) s.trusted_proxies.push_back(*r);  // checked when loaded
-  return s;
-}
-
-registry_limits limits_from(const config& cfg) {
-  registry_limits l;
-  l.max_peers_per_room = cfg.max_peers_per_room;
-  l.max_rooms = cfg.max_rooms;
-  l.reconnect_grace = std::chrono::milliseconds(cfg.reconnect_grace_ms);
-  l.held_max_messages = cfg.held_max_messages;
-  l.held_max_bytes = cfg.held_max_bytes;
-  return l;
-}
-
-// Reads the secret file, if any, into auth_jwt_secret and checks settings
-// that go together. Returns an error line, or "" when the config is usable.
-std::string finish_config(config& cfg) {
-  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) return "tls_cert and tls_key must be set together";
-  if (!cfg.auth_jwt_secret_file.empty()) {
-    if (!cfg.auth_jwt_secret.empty()) return "set auth_jwt_secret or auth_jwt_secret_file, not both";
-    std::ifstream in(cfg.auth_jwt_secret_file);
-    if (!in) return "cannot read auth_jwt_secret_file " + cfg.auth_jwt_secret_file;
-    std::stringstream text;
-    text << in.rdbuf();
-    cfg.auth_jwt_secret = text.str();
-    while (!cfg.auth_jwt_secret.empty() &&
-           (cfg.auth_jwt_secret.back() == '\n' || cfg.auth_jwt_secret.back() == '\r'))
-      cfg.auth_jwt_secret.pop_back();
-    if (cfg.auth_jwt_secret.empty()) return "auth_jwt_secret_file " + cfg.auth_jwt_secret_file + " is empty";
-  }
-  if (!cfg.turn_uris.empty() && cfg.turn_secret.empty()) return "turn_uris needs turn_secret";
-  return {};
-}
 
 // `rendezvous-server token --room R [--sub ID] [--ttl S]`: prints a JWT signed
 // with the configured secret, so auth can be tried without writing code.
@@ -105,13 +51,10 @@ int token_command(int argc, char** argv) {
     if (const char* env = std::getenv("RENDEZVOUS_AUTH_JWT_SECRET_FILE")) secret_file = env;
   }
   if (secret.empty() && !secret_file.empty()) {
-    config cfg;
-    cfg.auth_jwt_secret_file = secret_file;
-    if (auto err = finish_config(cfg); !err.empty()) {
-      std::cerr << "rendezvous-server token: " << err << "\n";
+    if (auto err = read_secret_file(secret_file, secret); !err.empty()) {
+      std::cerr << "rendezvous-server token: secret file: " << err << "\n";
       return 2;
     }
-    secret = cfg.auth_jwt_secret;
   }
   if (secret.empty()) {
     std::cerr
@@ -128,7 +71,7 @@ int run_server(const config& cfg) {
   setup_logging(cfg.log_level, cfg.log_format);
   unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  auto settings = settings_from(cfg);
+  auto settings = session_settings_from(cfg);
   try {
     if (cfg.web_root == "builtin")
       settings.web = std::make_shared<web_content>(web_content::builtin());
@@ -141,7 +84,7 @@ int run_server(const config& cfg) {
 
   net::io_context ioc{static_cast<int>(threads)};
   metrics stats;
-  local_room_registry registry{ioc.get_executor(), limits_from(cfg), stats};
+  local_room_registry registry{ioc.get_executor(), registry_limits::from(cfg), stats};
   server_state state{std::move(settings), stats, registry};
 
   boost::system::error_code ec;
@@ -179,6 +122,7 @@ int run_server(const config& cfg) {
   signals.async_wait([&](const boost::system::error_code& sig_ec, int signo) {
     if (sig_ec) return;
     spdlog::info("signal {}: draining (timeout {} ms)", signo, cfg.drain_timeout_ms);
+    server->stop();  // new connections are refused by the kernel, not upgraded to be refused
     drain_deadline.expires_after(std::chrono::milliseconds(cfg.drain_timeout_ms));
     drain_deadline.async_wait([&](const boost::system::error_code& t_ec) {
       if (t_ec) return;
@@ -187,14 +131,15 @@ int run_server(const config& cfg) {
     });
     state.begin_drain([&] {
       spdlog::info("all connections closed");
+      spdlog::default_logger()->flush();
       net::post(ioc, [&] { ioc.stop(); });
     });
   });
 
   server->run();
   spdlog::info("rendezvous-server {} threads={} {}", RENDEZVOUS_VERSION, threads, describe(cfg));
-  spdlog::info("listening on {} ({}{})", format_endpoint(server->local_endpoint()),
-               tls ? "https/wss" : "http/ws", cfg.auth_jwt_secret.empty() ? "" : ", auth on");
+  log_always(fmt::format("listening on {} ({}{})", format_endpoint(server->local_endpoint()),
+                         tls ? "https/wss" : "http/ws", cfg.auth_jwt_secret.empty() ? "" : ", auth on"));
 
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
@@ -202,6 +147,7 @@ int run_server(const config& cfg) {
   ioc.run();
   for (auto& t : pool) t.join();
   spdlog::info("stopped");
+  spdlog::default_logger()->flush();
   return 0;
 }
 
@@ -214,10 +160,6 @@ int main(int argc, char** argv) {
     case load_status::exit_ok: std::cout << outcome.output; return 0;
     case load_status::exit_error: std::cerr << outcome.output; return 2;
     case load_status::run: break;
-  }
-  if (auto err = finish_config(outcome.cfg); !err.empty()) {
-    std::cerr << "rendezvous-server: " << err << "\n";
-    return 2;
   }
   try {
     return run_server(outcome.cfg);

@@ -41,6 +41,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -172,6 +173,8 @@ class outbound_stream {
   }
 
  private:
+  static constexpr std::size_t small_iov = 8;
+
   struct chunk {
     shared_message payload;  // a data frame's message; empty for Beast's bytes
     std::string bytes;       // the data frame's header (fits the small-string buffer), or Beast's bytes
@@ -270,7 +273,7 @@ class outbound_stream {
     };
     if constexpr (writes_vectored<NextLayer>) {
       st.iov.clear();
-      st.iov.reserve(2 * n);
+      st.iov.reserve(std::max(2 * n, small_iov));
       for (std::size_t i = 0; i < n; ++i) {
         const chunk& c = st.queue[i];
         st.iov.emplace_back(c.bytes.data(), c.bytes.size());
@@ -305,8 +308,9 @@ class outbound_stream {
     }
     if (st.flushed) std::exchange(st.flushed, nullptr)->complete(get_executor(), st.failed);
     if (st.drained) std::exchange(st.drained, nullptr)->complete(get_executor(), st.failed);
-    // Idle: give the memory back.
-    std::vector<boost::asio::const_buffer>().swap(st.iov);
+    // Idle: give the memory back, except a small buffer list that the next
+    // write would allocate again (128 bytes: one batch of four frames).
+    if (st.iov.capacity() > small_iov) std::vector<boost::asio::const_buffer>().swap(st.iov);
     std::string().swap(st.flat);
   }
 

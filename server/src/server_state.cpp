@@ -6,6 +6,28 @@
 
 namespace rendezvous::server {
 
+session_settings session_settings_from(const config& cfg) {
+  session_settings s;
+  s.max_message_bytes = cfg.max_message_bytes;
+  s.max_connections = cfg.max_connections;
+  s.rate_limit_per_s = cfg.rate_limit_per_s;
+  s.rate_limit_burst = cfg.rate_limit_burst;
+  s.rate_limit_strikes = cfg.rate_limit_strikes;
+  s.ping_interval = std::chrono::milliseconds(cfg.ping_interval_ms);
+  s.handshake_timeout = std::chrono::milliseconds(cfg.handshake_timeout_ms);
+  s.outbound_max_messages = cfg.outbound_max_messages;
+  s.outbound_max_bytes = cfg.outbound_max_bytes;
+  s.ice.stun_uris = cfg.stun_uris;
+  s.ice.turn_uris = cfg.turn_uris;
+  s.ice.turn_secret = cfg.turn_secret;
+  s.ice.turn_ttl_s = cfg.turn_ttl_s;
+  s.auth_secret = cfg.auth_jwt_secret;
+  s.allowed_origins = cfg.allowed_origins;
+  for (const auto& text : cfg.trusted_proxies)
+    if (auto r = parse_ip_range(text)) s.trusted_proxies.push_back(*r);  // checked when loaded
+  return s;
+}
+
 bool server_state::try_add_connection() noexcept {
   if (connections_.fetch_add(1) >= settings_.max_connections) {
     connections_.fetch_sub(1);

@@ -2,6 +2,7 @@
 // What every connection of one server process shares: settings, metrics, the
 // room registry and the drain state. Owned by main; outlives the io_context's
 // handlers.
+#include "config.hpp"
 #include "forwarded_for.hpp"
 #include "ice_servers.hpp"
 #include "metrics.hpp"
@@ -21,23 +22,27 @@ namespace rendezvous::server {
 
 class session_base;
 
-// The per-connection settings sessions need, taken from config by main.
+// The per-connection settings sessions need, made from the config by
+// session_settings_from(); the defaults are the config's (config.hpp).
 struct session_settings {
-  std::size_t max_message_bytes = 65536;
-  std::size_t max_connections = 100000;
-  double rate_limit_per_s = 50;
-  double rate_limit_burst = 200;
-  std::size_t rate_limit_strikes = 20;
-  std::chrono::milliseconds ping_interval{20000};
-  std::chrono::milliseconds handshake_timeout{10000};
-  std::size_t outbound_max_messages = 256;
-  std::size_t outbound_max_bytes = 1 << 20;
+  std::size_t max_message_bytes = default_config.max_message_bytes;
+  std::size_t max_connections = default_config.max_connections;
+  double rate_limit_per_s = default_config.rate_limit_per_s;
+  double rate_limit_burst = default_config.rate_limit_burst;
+  std::size_t rate_limit_strikes = default_config.rate_limit_strikes;
+  std::chrono::milliseconds ping_interval{default_config.ping_interval_ms};
+  std::chrono::milliseconds handshake_timeout{default_config.handshake_timeout_ms};
+  std::size_t outbound_max_messages = default_config.outbound_max_messages;
+  std::size_t outbound_max_bytes = default_config.outbound_max_bytes;
   ice_settings ice;                          // welcome.iceServers
   std::string auth_secret;                   // JWT HS256 secret; empty: no auth
   std::vector<std::string> allowed_origins;  // empty: all
   std::vector<ip_range> trusted_proxies;     // may name the client in X-Forwarded-For
   std::shared_ptr<const web_content> web = std::make_shared<web_content>();  // static files for plain GETs
 };
+
+// From a config that load_config accepted (its lists are already checked).
+session_settings session_settings_from(const config& cfg);
 
 class server_state {
  public:

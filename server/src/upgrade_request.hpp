@@ -1,6 +1,7 @@
 #pragma once
 // What the server decides about a WebSocket join from the upgrade request
-// alone, before the registry sees it (PROTOCOL.md sections 1, 6 and 13): the
+// alone, before the registry sees it (docs/protocol.md: "Endpoints", "Names",
+// "Security"): the
 // names in the target, the Origin allowlist and the token. Pure (no I/O), so
 // tests/fuzz/http_fuzz.cpp runs the very code websocket_session runs.
 #include "room_registry.hpp"

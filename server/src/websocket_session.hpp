@@ -29,6 +29,7 @@
 #include "peer_link.hpp"
 #include "room_registry.hpp"
 #include "server_state.hpp"
+#include "transport.hpp"
 
 #include <rendezvous/protocol/endpoint.hpp>
 #include <rendezvous/protocol/errors.hpp>
@@ -51,9 +52,6 @@ class session_base : public peer_link {
   // Server drain: close with 1001 once what is queued is written. Any thread.
   virtual void shutdown() = 0;
 };
-
-using plain_stream = boost::beast::tcp_stream;
-using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 // Who is on the other end, as logs name it.
 struct client_address {

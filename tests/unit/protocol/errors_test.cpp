@@ -11,7 +11,7 @@ using namespace std::string_view_literals;
 
 namespace {
 
-// PROTOCOL.md section 7, in its order, with the close code that follows each
+// docs/protocol.md ("Error codes"), in its order, with the close code that follows each
 // when the server ends the connection because of it.
 struct expectation {
   error_code code;
@@ -35,7 +35,7 @@ const expectation expected[] = {
 
 }  // namespace
 
-TEST_CASE("every error code has its PROTOCOL.md wire name") {
+TEST_CASE("every error code has its docs/protocol.md wire name") {
   static_assert(sizeof expected / sizeof expected[0] == error_code_count);
   std::set<std::string> names;
   for (const auto& e : expected) {

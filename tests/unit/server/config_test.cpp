@@ -27,7 +27,16 @@ struct fake_env {
   }
 };
 
+// Each setting on its own: the table's parsing (parse_config).
 load_outcome load(std::vector<std::string> args, const fake_env& env = {}) {
+  args.insert(args.begin(), "rendezvous-server");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_config(static_cast<int>(argv.size()), argv.data(), env);
+}
+
+// What the server runs: parsing, then the checks across settings.
+load_outcome load_checked(std::vector<std::string> args, const fake_env& env = {}) {
   args.insert(args.begin(), "rendezvous-server");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
@@ -282,6 +291,39 @@ TEST_SUITE("config") {
     auto nl = load({}, fake_env{{{"RENDEZVOUS_THREADS", "1\n2"}}});
     check_one_error_line(nl);
     CHECK(contains(nl.output, "\"1\\n2\""));
+  }
+
+  TEST_CASE("settings that go together: refused at start with the reason") {
+    auto burst = load_checked({"--outbound-max-messages", "100", "--rate-limit-burst", "200"});
+    check_one_error_line(burst);
+    CHECK(contains(burst.output, "outbound_max_messages (100) is below rate_limit_burst (200)"));
+    CHECK(contains(burst.output, "dropped as slow"));
+    // Without a rate limit there is no burst to compare with.
+    CHECK(load_checked({"--outbound-max-messages", "100", "--rate-limit-per-s", "0"}).status ==
+          load_status::run);
+    CHECK(load_checked({"--outbound-max-messages", "200", "--rate-limit-burst", "200"}).status ==
+          load_status::run);
+
+    auto bytes = load_checked({"--max-message-bytes", "16777216"});
+    check_one_error_line(bytes);
+    CHECK(contains(bytes.output, "outbound_max_bytes (1048576) is below max_message_bytes (16777216)"));
+    CHECK(load_checked({"--max-message-bytes", "16777216", "--outbound-max-bytes", "16777230"}).status ==
+          load_status::run);
+    CHECK(load_checked({"--max-message-bytes", "16777216", "--outbound-max-bytes", "16777229"}).status ==
+          load_status::exit_error);
+
+    CHECK(
+        contains(load_checked({"--tls-cert", "a.pem"}).output, "tls_cert and tls_key must be set together"));
+    CHECK(contains(load_checked({"--turn-uris", "turn:x"}).output, "turn_uris needs turn_secret"));
+    auto missing = load_checked({"--auth-jwt-secret-file", "/nonexistent/secret"});
+    check_one_error_line(missing);
+    CHECK(contains(missing.output, "auth_jwt_secret_file: cannot read /nonexistent/secret"));
+    temp_file secret("s3cret\n\n");
+    auto read = load_checked({"--auth-jwt-secret-file", secret.str()});
+    REQUIRE(read.status == load_status::run);
+    CHECK(read.cfg.auth_jwt_secret == "s3cret");
+    CHECK(contains(load_checked({"--auth-jwt-secret-file", secret.str(), "--auth-jwt-secret", "x"}).output,
+                   "not both"));
   }
 
   TEST_CASE("each layer overrides the one below, for every setting") {

@@ -1,6 +1,6 @@
 #pragma once
-// The messages a room client receives and sends (PROTOCOL.md sections 3 and
-// 7), parsed into values. Pure: no I/O. The canonical payloads are
+// The messages a room client receives and sends (docs/protocol.md: "Room
+// mode", "Error codes"), parsed into values. Pure: no I/O. The canonical payloads are
 // libdatachannel's: offer/answer carry `description`, candidate carries
 // `candidate` + `mid`, role carries `seed`.
 #include <rendezvous/protocol/errors.hpp>

@@ -3,12 +3,11 @@
 // no I/O, no clocks, no threads. It consumes signaling events and engine
 // events and drives an abstract `engine`; the application wires both sides.
 //
-// Roles (as RTCEngine's assignRole, PROTOCOL.md section 3): each side of a
-// pair draws a seed in [0,1) and sends it as `role`; the higher seed is
-// impolite, the lower polite; equal seeds are drawn again. The polite side
-// creates the data channel and so offers first. A new instance of a partner
-// (a peer-joined for a peer we are not connected to, or a `role` from another
-// `session`) makes us draw again.
+// Roles (as RTCEngine's assignRole, docs/protocol.md, "Canonical payloads and role assignment"): each side of
+// a pair draws a seed in [0,1) and sends it as `role`; the higher seed is impolite, the lower polite; equal
+// seeds are drawn again. The polite side creates the data channel and so offers first. A new instance of a
+// partner (a peer-joined for a peer we are not connected to, or a `role` from another `session`) makes us
+// draw again.
 //
 // Perfect Negotiation (W3C webrtc-pc, section 10.7): makingOffer,
 // ignoreOffer, isSettingRemoteAnswerPending; the impolite side ignores a

@@ -1,6 +1,6 @@
 #pragma once
 // The server address a client is given (ws://HOST:PORT[/BASE]) and the
-// request targets it builds from it (PROTOCOL.md section 1). Pure: no I/O.
+// request targets it builds from it (docs/protocol.md, "Endpoints"). Pure: no I/O.
 #include <optional>
 #include <string>
 #include <string_view>

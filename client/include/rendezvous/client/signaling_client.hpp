@@ -1,5 +1,6 @@
 #pragma once
-// A room client of the Rendezvous server (PROTOCOL.md sections 3 and 5), on
+// A room client of the Rendezvous server (docs/protocol.md: "Room mode",
+// "Leaving, reconnect and resume"), on
 // Boost.Beast/Asio.
 //
 // - Joins /rooms/{room} and surfaces welcome / peer-joined / peer-left /

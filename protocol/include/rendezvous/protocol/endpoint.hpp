@@ -1,5 +1,5 @@
 #pragma once
-// Which endpoint an HTTP request target names (PROTOCOL.md section 1), and
+// Which endpoint an HTTP request target names (docs/protocol.md, "Endpoints"), and
 // its query parameters. Pure parsing: no sockets.
 #include <optional>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// Error codes of PROTOCOL.md section 7 and the WebSocket close codes that go
+// Error codes of docs/protocol.md ("Error codes") and the WebSocket close codes that go
 // with refusals (4000 + HTTP-like status).
 #include <cstdint>
 #include <optional>

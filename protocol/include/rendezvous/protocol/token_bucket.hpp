@@ -1,5 +1,5 @@
 #pragma once
-// Per-connection rate limit (PROTOCOL.md section 6). Time is passed in, so the
+// Per-connection rate limit (docs/protocol.md, "Limits"). Time is passed in, so the
 // rule is testable without clocks.
 #include <cstdint>
 
