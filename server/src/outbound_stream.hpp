@@ -115,6 +115,11 @@ class outbound_stream {
     return out;
   }
 
+  // An idle connection holds no buffers: call when it has been quiet.
+  void shrink() {
+    if (!st_->writing) std::vector<boost::asio::const_buffer>().swap(st_->iov);
+  }
+
   // What is queued, the write in flight included.
   std::size_t queued_frames() const noexcept { return st_->queue.size(); }
   std::size_t queued_bytes() const noexcept { return st_->queue.bytes(); }
@@ -174,6 +179,7 @@ class outbound_stream {
 
  private:
   static constexpr std::size_t small_iov = 8;
+  static constexpr std::size_t kept_iov = 64;
 
   struct chunk {
     shared_message payload;  // a data frame's message; empty for Beast's bytes
@@ -308,9 +314,10 @@ class outbound_stream {
     }
     if (st.flushed) std::exchange(st.flushed, nullptr)->complete(get_executor(), st.failed);
     if (st.drained) std::exchange(st.drained, nullptr)->complete(get_executor(), st.failed);
-    // Idle: give the memory back, except a small buffer list that the next
-    // write would allocate again (128 bytes: one batch of four frames).
-    if (st.iov.capacity() > small_iov) std::vector<boost::asio::const_buffer>().swap(st.iov);
+    // Nothing in flight: give the memory back, except the buffer list (up to
+    // 1 KiB), which the next write would allocate again; shrink() releases it
+    // once the connection has been idle for a while.
+    if (st.iov.capacity() > kept_iov) std::vector<boost::asio::const_buffer>().swap(st.iov);
     std::string().swap(st.flat);
   }
 

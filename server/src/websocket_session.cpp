@@ -93,9 +93,12 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts below take over
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = s.handshake_timeout;
-  timeouts.idle_timeout = 2 * s.ping_interval;  // Beast pings after half of it
-  timeouts.keep_alive_pings = true;
+  // Keepalive is ours (keepalive_tick): Beast's idle timer would be re-armed
+  // on every frame read, through a type-erased executor that allocates.
+  timeouts.idle_timeout = websocket::stream_base::none();
+  timeouts.keep_alive_pings = false;
   ws_.set_option(timeouts);
+  ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_ = true; });
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "rendezvous"); }));
   ws_.read_message_max(s.max_message_bytes);
@@ -143,6 +146,7 @@ void websocket_session<Stream>::on_accept(beast::error_code ec) {
     start_close_handshake();  // asked for while the 101 was on its way
   } else {
     phase_ = phase::open;
+    arm_keepalive();
     if (refusal_) refuse(*std::exchange(refusal_, std::nullopt));
   }
   do_read();  // also needed to complete a closing handshake
@@ -177,6 +181,7 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
                     membership_.self() ? membership_.self()->id : "", client_.remote, ec.message());
     return;
   }
+  heard_ = true;
   state_.stats().bytes_in.Increment(static_cast<double>(bytes));
   if (phase_ == phase::open) {
     if (!bucket_.try_take(now_us())) {
@@ -208,15 +213,40 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
 }
 
 template <class Stream>
+void websocket_session<Stream>::arm_keepalive() {
+  timer_.expires_after(state_.settings().ping_interval);
+  timer_.async_wait(beast::bind_front_handler(&websocket_session::keepalive_tick, this->shared_from_this()));
+}
+
+template <class Stream>
+void websocket_session<Stream>::keepalive_tick(beast::error_code ec) {
+  // Every ping_interval: nothing heard since the last tick -> ping; nothing
+  // heard since that ping either -> the connection is dead (silent peer, or
+  // one that stopped reading while back-pressure paused our reads: its pong
+  // cannot come). Closing the socket fails what is pending, which ends the
+  // session as a drop.
+  if (ec || phase_ != phase::open) return;
+  if (heard_) {
+    heard_ = false;
+    pinged_ = false;
+  } else if (!pinged_) {
+    // Quiet for a whole interval: ask, and hold no buffers meanwhile.
+    ws_.next_layer().shrink();
+    buffer_.shrink_to_fit();
+    pinged_ = true;
+    ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {});
+  } else {
+    spdlog::debug("keepalive: no answer remote={}", client_.remote);
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+    return;
+  }
+  arm_keepalive();
+}
+
+template <class Stream>
 void websocket_session<Stream>::pause_reading() {
-  read_paused_ = true;
-  // No read is pending, so Beast's keepalive cannot notice a peer that has
-  // stopped reading: bound the pause like a silent connection.
-  timer_.expires_after(2 * state_.settings().ping_interval);
-  timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-    if (!ec && self->read_paused_ && self->phase_ == phase::open)
-      self->begin_close(leave_kind::dropped, close_code::policy, /*flush=*/false);
-  });
+  // No read is pending now: the keepalive bounds the pause, since no pong can be heard.
   auto& out = ws_.next_layer();
   out.async_wait_below(out.max_frames() / 4 + 1,
                        beast::bind_front_handler(&websocket_session::on_drained, this->shared_from_this()));
@@ -224,9 +254,7 @@ void websocket_session<Stream>::pause_reading() {
 
 template <class Stream>
 void websocket_session<Stream>::on_drained(beast::error_code) {
-  read_paused_ = false;
   if (phase_ == phase::closed) return;
-  if (phase_ == phase::open) timer_.cancel();  // in closing, the timer bounds the handshake
   do_read();  // a failed socket fails this read, which ends the session as usual
 }
 

@@ -87,6 +87,8 @@ class websocket_session final : public session_base,
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle_frame(std::string_view text);
   void pause_reading();
+  void arm_keepalive();
+  void keepalive_tick(boost::beast::error_code ec);
   void on_drained(boost::beast::error_code ec);
 
   // Outbound: everything leaves through send()
@@ -116,9 +118,10 @@ class websocket_session final : public session_base,
   // (a refusal to send, or a close requested meanwhile).
   std::optional<protocol::failure> refusal_;
   std::optional<protocol::close_code> close_code_;  // chosen by begin_close
-  bool read_paused_ = false;                        // back-pressure: no read pending while the queue drains
+  bool heard_ = true;    // a frame (data or control) arrived since the last keepalive tick
+  bool pinged_ = false;  // the last tick sent a ping
   boost::beast::flat_buffer buffer_;
-  boost::asio::steady_timer timer_;  // bounds a read pause, then the closing handshake
+  connection_timer timer_;  // keepalive ticks while open, then bounds the closing handshake
   protocol::token_bucket bucket_;
   std::size_t strikes_ = 0;
 };
