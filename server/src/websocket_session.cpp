@@ -42,6 +42,10 @@ std::string loggable(std::string_view name) {
   return out;
 }
 
+// What the read buffer may keep between frames (the size of most signaling
+// messages); beyond it, it is released once the frame is handled.
+constexpr std::size_t kept_read_buffer = 2048;
+
 shared_message make_message(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
 
 const char* mode_name(protocol::peer_mode mode) {
@@ -203,6 +207,8 @@ void websocket_session<Stream>::on_read(beast::error_code ec, std::size_t bytes)
     }
   }
   buffer_.consume(buffer_.size());
+  // No read is pending here: a buffer grown by a large message goes back.
+  if (buffer_.capacity() > kept_read_buffer) buffer_.shrink_to_fit();
   // Back-pressure on a peer's own traffic: while half the outbound queue is
   // waiting to be written (its replies, or what others send it), read no
   // more from it. A fast sender is slowed down instead of being mistaken for
@@ -230,9 +236,9 @@ void websocket_session<Stream>::keepalive_tick(beast::error_code ec) {
     heard_ = false;
     pinged_ = false;
   } else if (!pinged_) {
-    // Quiet for a whole interval: ask, and hold no buffers meanwhile.
+    // Quiet for a whole interval: ask, and hold no write buffers meanwhile.
+    // (Not the read buffer: Beast may be reading into it right now.)
     ws_.next_layer().shrink();
-    buffer_.shrink_to_fit();
     pinged_ = true;
     ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {});
   } else {
