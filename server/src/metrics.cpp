@@ -44,12 +44,18 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
           counter_family(*r, "rendezvous_joins_total", "Successful joins (room and lobby, resumes excluded)")
               .Add({})),
       resumes(counter_family(*r, "rendezvous_resumes_total", "Successful resumes").Add({})),
-      relayed(counter_family(*r, "rendezvous_messages_relayed_total",
-                             "Client messages delivered or held for a target (broadcast counts each target)")
-                  .Add({})),
-      bytes_in(counter_family(*r, "rendezvous_bytes_in_total", "WebSocket payload bytes received").Add({})),
-      bytes_out(counter_family(*r, "rendezvous_bytes_out_total", "WebSocket payload bytes sent").Add({})),
       registry_(std::move(r)) {
+  folded_[0] = {
+      &relayed,
+      &counter_family(*registry_, "rendezvous_messages_relayed_total",
+                      "Client messages delivered or held for a target (broadcast counts each target)")
+           .Add({})};
+  folded_[1] = {
+      &bytes_in,
+      &counter_family(*registry_, "rendezvous_bytes_in_total", "WebSocket payload bytes received").Add({})};
+  folded_[2] = {
+      &bytes_out,
+      &counter_family(*registry_, "rendezvous_bytes_out_total", "WebSocket payload bytes sent").Add({})};
   auto& leaves = counter_family(*registry_, "rendezvous_leaves_total", "Peers gone for good, by reason");
   for (auto reason :
        {protocol::leave_reason::closed, protocol::leave_reason::timeout, protocol::leave_reason::kicked}) {
@@ -67,7 +73,21 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
   }
 }
 
-std::string metrics::serialize() const {
+std::size_t traffic_counter::thread_slot() noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t slot = next.fetch_add(1, std::memory_order_relaxed) % slots;
+  return slot;
+}
+
+std::string metrics::serialize() {
+  {
+    std::lock_guard lock(fold_mu_);
+    for (auto& f : folded_) {
+      const double now = f.from->Value();
+      if (now > f.done) f.to->Increment(now - f.done);
+      f.done = now;
+    }
+  }
   std::ostringstream out;
   prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
   return out.str();

@@ -8,7 +8,10 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace rendezvous::server {
@@ -23,27 +26,58 @@ enum class drop_reason {
 };
 inline constexpr int drop_reason_count = 6;
 
+// A hot-path count, kept per thread: each thread adds to a cache line of its
+// own (no line shared between threads is written per message); the total is
+// read, and folded into its Prometheus counter, when /metrics is scraped.
+class traffic_counter {
+ public:
+  void Increment(double n = 1) noexcept {
+    cells_[thread_slot()].v.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  }
+  double Value() const noexcept {
+    std::uint64_t sum = 0;
+    for (const auto& c : cells_) sum += c.v.load(std::memory_order_relaxed);
+    return static_cast<double>(sum);
+  }
+
+ private:
+  static constexpr std::size_t slots = 32;  // threads beyond it share slots (still exact: atomic adds)
+  struct alignas(64) cell {
+    std::atomic<std::uint64_t> v{0};
+  };
+  static std::size_t thread_slot() noexcept;
+  std::array<cell, slots> cells_{};
+};
+
 class metrics {
  public:
   metrics();
 
   // Prometheus text exposition of everything.
-  std::string serialize() const;
+  std::string serialize();
 
   prometheus::Gauge& connections_room;
   prometheus::Gauge& connections_lobby;
   prometheus::Gauge& rooms;
   prometheus::Counter& joins;
   prometheus::Counter& resumes;
-  prometheus::Counter& relayed;
-  prometheus::Counter& bytes_in;
-  prometheus::Counter& bytes_out;
+  traffic_counter relayed;
+  traffic_counter bytes_in;
+  traffic_counter bytes_out;
 
   prometheus::Counter& leave(protocol::leave_reason r) { return *leaves_[static_cast<int>(r)]; }
   prometheus::Counter& dropped(drop_reason r) { return *dropped_[static_cast<int>(r)]; }
   prometheus::Counter& error(protocol::error_code c) { return *errors_[static_cast<int>(c)]; }
 
  private:
+  // The Prometheus side of the traffic counters, brought up to date on scrape.
+  struct folded {
+    const traffic_counter* from;
+    prometheus::Counter* to;
+    double done = 0;
+  };
+  std::mutex fold_mu_;
+  std::array<folded, 3> folded_{};
   std::shared_ptr<prometheus::Registry> registry_;
   std::array<prometheus::Counter*, 3> leaves_{};
   std::array<prometheus::Counter*, drop_reason_count> dropped_{};
