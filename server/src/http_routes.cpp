@@ -53,6 +53,9 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
     case endpoint_kind::healthz: return text_response(req, http::status::ok, "ok\n");
     case endpoint_kind::readyz:
       if (state.draining()) return text_response(req, http::status::service_unavailable, "draining\n");
+      if (!state.accepting())
+        return text_response(req, http::status::service_unavailable,
+                             "cannot accept: out of file descriptors\n");
       if (state.over_capacity())
         return text_response(req, http::status::service_unavailable, "over capacity\n");
       return text_response(req, http::status::ok, "ready\n");

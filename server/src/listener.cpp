@@ -8,6 +8,8 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 namespace rendezvous::server {
 
 namespace net = boost::asio;
@@ -55,16 +57,30 @@ void listener::do_accept() {
 void listener::on_accept(boost::beast::error_code ec, connection_socket socket) {
   if (!acceptor_.is_open()) return;
   if (ec) {
-    spdlog::warn("accept failed: {}", ec.message());
     if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
-      // Out of file descriptors: pause instead of spinning on the same error.
+      // Out of file descriptors: pause instead of spinning on the same error,
+      // say so once per episode, and be not ready until accepting again.
+      if (!paused_since_) {
+        paused_since_ = std::chrono::steady_clock::now();
+        state_.set_accepting(false);
+        state_.stats().accept_pauses.Increment();
+        spdlog::warn("accept failed: {}: pausing accepts, retrying every 50 ms until a descriptor is free",
+                     ec.message());
+      }
       backoff_.expires_after(std::chrono::milliseconds(50));
       backoff_.async_wait([self = shared_from_this()](boost::beast::error_code wait_ec) {
         if (!wait_ec) self->do_accept();
       });
       return;
     }
+    spdlog::warn("accept failed: {}", ec.message());
   } else {
+    if (paused_since_) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - *std::exchange(paused_since_, std::nullopt));
+      state_.set_accepting(true);
+      spdlog::info("accepting again after {} ms without file descriptors", ms.count());
+    }
     socket.set_option(tcp::no_delay(true), ec);
     start_http_session(std::move(socket), state_, tls_);
   }

@@ -11,7 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace rendezvous::server {
@@ -39,6 +41,7 @@ class listener : public std::enable_shared_from_this<listener> {
   boost::asio::steady_timer backoff_;
   server_state& state_;
   boost::asio::ssl::context* tls_;
+  std::optional<std::chrono::steady_clock::time_point> paused_since_;  // out of descriptors since
 };
 
 }  // namespace rendezvous::server

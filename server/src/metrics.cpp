@@ -44,6 +44,9 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
           counter_family(*r, "rendezvous_joins_total", "Successful joins (room and lobby, resumes excluded)")
               .Add({})),
       resumes(counter_family(*r, "rendezvous_resumes_total", "Successful resumes").Add({})),
+      accept_pauses(counter_family(*r, "rendezvous_accept_pauses_total",
+                                   "Times accepting paused because the process ran out of file descriptors")
+                        .Add({})),
       registry_(std::move(r)) {
   folded_[0] = {
       &relayed,

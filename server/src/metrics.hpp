@@ -61,6 +61,7 @@ class metrics {
   prometheus::Gauge& rooms;
   prometheus::Counter& joins;
   prometheus::Counter& resumes;
+  prometheus::Counter& accept_pauses;
   traffic_counter relayed;
   traffic_counter bytes_in;
   traffic_counter bytes_out;

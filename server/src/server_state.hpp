@@ -54,6 +54,9 @@ class server_state {
   room_registry& registry() noexcept { return registry_; }
 
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+  // False while the listener cannot accept (out of file descriptors).
+  bool accepting() const noexcept { return accepting_.load(std::memory_order_relaxed); }
+  void set_accepting(bool on) noexcept { accepting_.store(on, std::memory_order_relaxed); }
   bool over_capacity() const noexcept { return connections_.load() >= settings_.max_connections; }
 
   // Counts a WebSocket connection against max_connections; false when full.
@@ -73,6 +76,7 @@ class server_state {
   metrics& metrics_;
   room_registry& registry_;
   std::atomic<bool> draining_{false};
+  std::atomic<bool> accepting_{true};
   std::atomic<std::size_t> connections_{0};
 
   std::mutex sessions_mu_;
