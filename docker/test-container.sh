@@ -45,7 +45,7 @@ export DEBIAN_FRONTEND=noninteractive
 # `podman healthcheck run` instead, so that noise is dropped.
 podman() { command podman "$@" 2> >(grep -v --line-buffered 'unable to get systemd connection' >&2); }
 log() { printf '[test-container %4ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
-skip() { log "SKIPPED: $*"; exit 77; }
+skip() { log "SKIP: $*"; exit 77; }
 fail() { log "FAILED: $*"; exit 1; }
 
 TMP="$(mktemp -d /tmp/rendezvous-container.XXXXXX)"
@@ -158,8 +158,7 @@ fi
 
 # Can podman run a container here at all?
 if ! out="$(podman run --rm --network=none "$BASE" bash -c 'ulimit -n' 2>&1)"; then
-  printf '%s\n' "$out" >&2
-  skip "podman cannot start a container on this machine"
+  skip "podman cannot start a container on this machine ($(grep -v '^[[:space:]]*$' <<<"$out" | tail -n1 | cut -c1-160))"
 fi
 log "podman runs containers (nofile limit inside: $out)"
 
