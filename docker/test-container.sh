@@ -165,11 +165,15 @@ log "podman runs containers (nofile limit inside: $out)"
 # ---------------------------------------------------------------------------
 # 2. build and check the image
 
-log "podman build -f docker/Dockerfile -t $IMAGE (first build compiles the server: minutes)"
+# --jobs 2: the runtime stage (apt only) runs while the build stage compiles.
+# The dependency layers are cached by podman (--layers) and change only with
+# their package lists; the compile reuses the ccache of the build cache mount.
+log "podman build -f docker/Dockerfile -t $IMAGE (the first build compiles the server: minutes)"
 build_start=$SECONDS
-podman build --format docker --layers -f "$ROOT/docker/Dockerfile" \
+podman build --format docker --layers --jobs 2 -f "$ROOT/docker/Dockerfile" \
   --ignorefile "$ROOT/docker/Dockerfile.dockerignore" -t "$IMAGE" "$ROOT" >"$TMP/build.log" 2>&1 ||
   { tail -n 40 "$TMP/build.log" >&2; fail "podman build"; }
+grep -E 'Hits|Misses|Cacheable' "$TMP/build.log" | sed 's/^/[test-container] ccache: /' >&2 || true
 log "built in $((SECONDS - build_start)) s; size $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 
 inspect() { podman image inspect --format "$1" "$IMAGE"; }
