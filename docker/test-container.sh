@@ -45,7 +45,7 @@ export DEBIAN_FRONTEND=noninteractive
 # `podman healthcheck run` instead, so that noise is dropped.
 podman() { command podman "$@" 2> >(grep -v --line-buffered 'unable to get systemd connection' >&2); }
 log() { printf '[test-container %4ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
-skip() { log "SKIPPED: $*"; exit 77; }
+skip() { log "SKIP: $*"; exit 77; }
 fail() { log "FAILED: $*"; exit 1; }
 
 TMP="$(mktemp -d /tmp/rendezvous-container.XXXXXX)"
@@ -158,19 +158,22 @@ fi
 
 # Can podman run a container here at all?
 if ! out="$(podman run --rm --network=none "$BASE" bash -c 'ulimit -n' 2>&1)"; then
-  printf '%s\n' "$out" >&2
-  skip "podman cannot start a container on this machine"
+  skip "podman cannot start a container on this machine ($(grep -v '^[[:space:]]*$' <<<"$out" | tail -n1 | cut -c1-160))"
 fi
 log "podman runs containers (nofile limit inside: $out)"
 
 # ---------------------------------------------------------------------------
 # 2. build and check the image
 
-log "podman build -f docker/Dockerfile -t $IMAGE (first build compiles the server: minutes)"
+# --jobs 2: the runtime stage (apt only) runs while the build stage compiles.
+# The dependency layers are cached by podman (--layers) and change only with
+# their package lists; the compile reuses the ccache of the build cache mount.
+log "podman build -f docker/Dockerfile -t $IMAGE (the first build compiles the server: minutes)"
 build_start=$SECONDS
-podman build --format docker --layers -f "$ROOT/docker/Dockerfile" \
+podman build --format docker --layers --jobs 2 -f "$ROOT/docker/Dockerfile" \
   --ignorefile "$ROOT/docker/Dockerfile.dockerignore" -t "$IMAGE" "$ROOT" >"$TMP/build.log" 2>&1 ||
   { tail -n 40 "$TMP/build.log" >&2; fail "podman build"; }
+grep -E 'Hits|Misses|Cacheable' "$TMP/build.log" | sed 's/^/[test-container] ccache: /' >&2 || true
 log "built in $((SECONDS - build_start)) s; size $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 
 inspect() { podman image inspect --format "$1" "$IMAGE"; }

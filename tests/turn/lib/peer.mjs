@@ -23,7 +23,7 @@
 
 import { parseArgs } from 'node:util';
 
-import { cleanup, DcPeer, deferred, joinRoom, raceDeadline, toRtcIceServers } from './dcpair.mjs';
+import { cleanup, DcPeer, deferred, initLogger, joinRoom, raceDeadline, toRtcIceServers } from './dcpair.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -45,6 +45,20 @@ for (const k of ['base', 'room', 'peer', 'remote', 'role']) {
 }
 const deadline = Date.now() + Number(o['timeout-ms']);
 const print = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+// RENDEZVOUS_TEST_LOG=1: libdatachannel's own log (ICE gathering, TURN
+// allocation, connectivity checks) on stderr, each line with ms since start,
+// so a failed pair can be laid next to coturn's log.
+const t0 = Date.now();
+const trace = (what) => process.stderr.write(`+${Date.now() - t0}ms ${what}\n`);
+// libdatachannel's errors always go into the result (`libErrors`): the test
+// tells libjuice's duplicate-401 race (see turn.test.mjs) from a real
+// failure by them.
+const libErrors = [];
+const verbose = process.env.RENDEZVOUS_TEST_LOG === '1';
+initLogger(verbose ? 'Verbose' : 'Error', (level, msg) => {
+  if (verbose) trace(`[ndc ${level}] ${msg}`);
+  if (/^(Error|Fatal)$/i.test(String(level)) && libErrors.length < 20) libErrors.push(String(msg));
+});
 
 let signaling;
 let peer;
@@ -102,6 +116,7 @@ try {
   result.error = err.message;
 } finally {
   if (peer) Object.assign(result, peer.describe());
+  result.libErrors = libErrors;
   print(result);
   peer?.close();
   await signaling?.close();
