@@ -24,7 +24,6 @@ SERVER_PACKAGES=(
   ninja-build                   # generator used by scripts/build.sh
   pkg-config                    # finds libjwt
   libboost-dev                  # Boost.Beast / Boost.Asio (header-only)
-  libboost-program-options-dev  # required by the top-level CMakeLists
   nlohmann-json3-dev            # config + server messages
   libspdlog-dev                 # logging
   prometheus-cpp-dev            # /metrics
