@@ -31,14 +31,16 @@ bool joined(const peer_ref& p) noexcept { return p.room_handle && p.place; }
 shared_message notice(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
 }  // namespace
 
-void registry_detail::send_all(outbox& out, metrics& m) {
-  for (auto& [weak, msg] : out) {
-    if (auto link = weak.lock()) {
-      link->deliver(std::move(msg));
-    } else {
-      m.dropped(drop_reason::closed).Increment();
-    }
+void registry_detail::hand_to(const std::weak_ptr<peer_link>& weak, shared_message msg, metrics& m) {
+  if (auto link = weak.lock()) {
+    link->deliver(std::move(msg));
+  } else {
+    m.dropped(drop_reason::closed).Increment();
   }
+}
+
+void registry_detail::send_all(outbox& out, metrics& m) {
+  for (auto& [weak, msg] : out) hand_to(weak, std::move(msg), m);
   out.clear();  // the last session reference may drop here, outside any lock
 }
 
@@ -264,11 +266,7 @@ deliver_status room_table::deliver(const peer_ref& from, std::string_view target
     }
     link = (*it)->link;
   }
-  if (auto l = link.lock()) {
-    l->deliver(std::move(msg));
-  } else {
-    metrics_.dropped(drop_reason::closed).Increment();
-  }
+  registry_detail::hand_to(link, std::move(msg), metrics_);
   return deliver_status::delivered;
 }
 
@@ -349,11 +347,7 @@ deliver_status lobby_table::deliver(const peer_ref& from, std::string_view targe
     link = it->second->link;
   }
   metrics_.relayed.Increment();
-  if (auto l = link.lock()) {
-    l->deliver(std::move(msg));
-  } else {
-    metrics_.dropped(drop_reason::closed).Increment();
-  }
+  registry_detail::hand_to(link, std::move(msg), metrics_);
   return deliver_status::delivered;
 }
 

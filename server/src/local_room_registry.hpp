@@ -76,6 +76,9 @@ using name_map = std::unordered_map<std::string, T, name_hash, std::equal_to<>>;
 inline constexpr std::size_t shard_count = 16;
 // Deliveries decided under a shard lock, performed after it is released.
 using outbox = std::vector<std::pair<std::weak_ptr<peer_link>, shared_message>>;
+// Delivers `msg` to the session if it still exists, else counts the drop.
+// Call with no shard lock held.
+void hand_to(const std::weak_ptr<peer_link>& link, shared_message msg, metrics& m);
 void send_all(outbox& out, metrics& m);
 }  // namespace registry_detail
 

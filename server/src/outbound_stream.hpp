@@ -88,7 +88,6 @@ class outbound_stream {
     chunk c;
     c.bytes = frame_header(msg->size());
     c.payload = std::move(msg);
-    c.data = true;
     if (!st.queue.push(std::move(c)).accepted) return send_status::overflow;
     if (!st.writing && st.open) start_write();
     return send_status::queued;
@@ -109,7 +108,7 @@ class outbound_stream {
     // before it closes) go too: the connection is being given up.
     while (st.queue.size() > st.in_flight) {
       chunk c = st.queue.pop_back();
-      if (c.data) out.push_front(std::move(c.payload));
+      if (c.payload) out.push_front(std::move(c.payload));
       if (!st.open && st.raw_prefix > st.queue.size()) st.raw_prefix = st.queue.size();
     }
     return out;
@@ -184,7 +183,6 @@ class outbound_stream {
   struct chunk {
     shared_message payload;  // a data frame's message; empty for Beast's bytes
     std::string bytes;       // the data frame's header (fits the small-string buffer), or Beast's bytes
-    bool data = false;
   };
   struct chunk_size {
     std::size_t operator()(const chunk& c) const noexcept {
