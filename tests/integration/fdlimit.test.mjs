@@ -5,12 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 
 import { ServerContext, uniq, waitFor } from './lib/harness.mjs';
-import { parseMetrics, sendRequest } from './lib/http.mjs';
+import { keepAliveConnection, parseMetrics } from './lib/http.mjs';
 
 const LIMIT = 64;
 
@@ -48,8 +47,8 @@ describe(`file-descriptor limit (prlimit --nofile=${LIMIT})`, () => {
     ctx = new ServerContext([]);
     await ctx.start();
     const port = ctx.port;
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const viaAgent = (path) => sendRequest(http, { host: '127.0.0.1', port, path, agent }, { timeoutMs: 2000 });
+    const open = keepAliveConnection(port);
+    const viaAgent = open.get;
     try {
       assert.equal((await viaAgent('/readyz')).status, 200);
       const room = uniq('fd');
@@ -83,7 +82,7 @@ describe(`file-descriptor limit (prlimit --nofile=${LIMIT})`, () => {
       assert.equal(countLines(log, /pausing accepts/), 1, 'one warning for the episode, not one per retry');
       assert.equal(countLines(log, /accept failed/), 1);
     } finally {
-      agent.destroy();
+      open.destroy();
     }
   });
 });

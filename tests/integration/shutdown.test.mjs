@@ -3,13 +3,12 @@
 // opened before it, and exits 0 within the drain timeout.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 
 import { expectRefused } from './lib/client.mjs';
 import { roomPath, ServerContext, uniq, withDeadline } from './lib/harness.mjs';
-import { sendRequest } from './lib/http.mjs';
+import { keepAliveConnection } from './lib/http.mjs';
 
 const DRAIN_MS = 2000;
 
@@ -89,8 +88,8 @@ describe(`graceful stop (--drain-timeout-ms ${DRAIN_MS})`, () => {
     const port = ctx.port;
     // One keep-alive connection opened before the signal: requests on it
     // are still answered during the drain, new connections are not accepted.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const viaAgent = (path) => sendRequest(http, { host: '127.0.0.1', port, path, agent }, { timeoutMs: 1000 });
+    const open = keepAliveConnection(port, { timeoutMs: 1000 });
+    const viaAgent = open.get;
     try {
       assert.equal((await viaAgent('/healthz')).status, 200);
       // A peer that does not read keeps the server draining (it cannot finish
@@ -127,13 +126,13 @@ describe(`graceful stop (--drain-timeout-ms ${DRAIN_MS})`, () => {
       assert.equal(refused?.code, 'ECONNREFUSED', 'a new connection during the drain was accepted');
 
       // A join on the connection opened before: upgraded, then refused.
-      const late = await ctx.connect(roomPath(uniq('late'), { peer: 'L' }), { wsOptions: { agent } });
+      const late = await ctx.connect(roomPath(uniq('late'), { peer: 'L' }), { wsOptions: { agent: open.agent } });
       await expectRefused(late, 'unavailable', 4503);
 
       const exit = await withDeadline(ctx.server.exited, DRAIN_MS + 2000, 'process exit after the drain');
       assert.deepEqual(exit, { code: 0, signal: null });
     } finally {
-      agent.destroy();
+      open.destroy();
     }
   });
 });

@@ -46,6 +46,21 @@ export function httpRequest(port, path, { method = 'GET', headers = {}, timeoutM
 export const httpGet = (port, path, opts) => httpRequest(port, path, opts);
 
 /**
+ * Requests over one kept-alive connection (opened by the first request): for
+ * what must still be answered once the server accepts no new connections.
+ * `agent` also carries a WebSocket upgrade (ws option {agent}) on it.
+ * Call destroy() when done.
+ */
+export function keepAliveConnection(port, { timeoutMs = 2000 } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return {
+    agent,
+    get: (path) => sendRequest(http, { host: '127.0.0.1', port, path, agent }, { timeoutMs }),
+    destroy: () => agent.destroy(),
+  };
+}
+
+/**
  * Parses Prometheus text exposition into [{name, labels, value}].
  * Comment lines (# HELP / # TYPE) are returned in `.meta`.
  */

@@ -27,20 +27,23 @@ struct fake_env {
   }
 };
 
-// Each setting on its own: the table's parsing (parse_config).
-load_outcome load(std::vector<std::string> args, const fake_env& env = {}) {
+// Calls `loader` (parse_config or load_config) as main would with `args`.
+template <class Loader>
+load_outcome run_loader(Loader loader, std::vector<std::string> args, const fake_env& env) {
   args.insert(args.begin(), "rendezvous-server");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
-  return parse_config(static_cast<int>(argv.size()), argv.data(), env);
+  return loader(static_cast<int>(argv.size()), argv.data(), env);
+}
+
+// Each setting on its own: the table's parsing (parse_config).
+load_outcome load(std::vector<std::string> args, const fake_env& env = {}) {
+  return run_loader(parse_config, std::move(args), env);
 }
 
 // What the server runs: parsing, then the checks across settings.
 load_outcome load_checked(std::vector<std::string> args, const fake_env& env = {}) {
-  args.insert(args.begin(), "rendezvous-server");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return load_config(static_cast<int>(argv.size()), argv.data(), env);
+  return run_loader(load_config, std::move(args), env);
 }
 
 // A file under the temp directory, removed when the test ends.
