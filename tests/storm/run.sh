@@ -27,10 +27,14 @@
 #     server drains and exits 0 on SIGTERM.
 #
 # The latency threshold. The pair's p99 during the storm must stay under
-#     max(2 x reference, reference + 1 ms)
+#     max(2 x reference, reference + max(1 ms, 2 x storm send lag p99))
 # where reference = the larger p99 of the two unloaded runs (before and after
-# the storm); a storm over the limit is measured once more (a second round,
-# ~35 s) and the test fails only if that one is over its limit too. Why:
+# the storm) and "send lag" is how late the load generator itself woke up to
+# send during the storm (scheduler noise, measured in the same run); a storm
+# over the limit is measured once more (a second round, ~35 s) and the test
+# fails only if that one is over its limit too. The server's own CPU during
+# the storm must stay under half a core (measured: 10-11%), so that a server
+# burning CPU on hostile input cannot hide behind the noise allowance. Why:
 #   - On a shared 2-core box the unloaded loopback p99 is noisy: ~150-400 us
 #     when the machine is quiet, 2-3.5 ms while a compiler runs next to us
 #     (then it is mostly scheduler delay: the bench's own send lag, printed in
@@ -44,7 +48,10 @@
 #     own work on it, and the kernel copying the slow consumers' megabytes)
 #     delays the bench's wakeups by hundreds of us at p99 (storm p99 measured
 #     at 0.6-0.9 ms against references of 0.2-0.4 ms on a quiet machine).
-#     The 1 ms floor absorbs that. It is still far below what a real fault
+#     The 1 ms floor absorbs that on a quiet box. On a busier one (CI: storm
+#     p99 1.6-1.8 ms with the bench's own send lag at 1.0-1.2 ms p99 and the
+#     server at 10% of a core) the noise is larger than 1 ms, so the
+#     allowance follows the measured send lag. It is still far below what a real fault
 #     looks like: a peer blocked behind a slow consumer, a server thread busy
 #     with an oversize frame or a flood, or a stall on a full socket shows
 #     up as tens of ms or as lost messages (which fail the test on their own:
