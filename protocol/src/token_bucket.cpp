@@ -29,4 +29,11 @@ bool token_bucket::try_take(std::int64_t now_us) noexcept {
   return true;
 }
 
+bool token_bucket::full(std::int64_t now_us) const noexcept {
+  if (rate_per_us_ == 0) return true;
+  const double elapsed =
+      now_us > last_us_ ? static_cast<double>(now_us) - static_cast<double>(last_us_) : 0.0;
+  return tokens_ + elapsed * rate_per_us_ >= burst_ - 1e-9;
+}
+
 }  // namespace rendezvous::protocol

@@ -314,6 +314,27 @@ std::vector<setting> make_table() {
       "rate_limit_burst", "N", "token bucket size: frames a connection may send in one burst", 1));
   t.push_back(uint_setting<&c::rate_limit_strikes>(
       "rate_limit_strikes", "N", "refused frames in a row before the connection is closed with 4429", 1));
+  // Per client address
+  t.push_back(uint_setting<&c::max_connections_per_ip>(
+      "max_connections_per_ip", "N",
+      "open connections from one client address; beyond it HTTP 429 before the upgrade; 0 = no limit", 0));
+  t.push_back(uint_setting<&c::max_handshakes_per_ip>(
+      "max_handshakes_per_ip", "N",
+      "connections from one client address not yet upgraded to WebSocket; beyond it HTTP 429; 0 = no limit",
+      0));
+  t.push_back(number_setting<&c::join_rate_per_ip>(
+      "join_rate_per_ip", "RATE",
+      "joins per second from one client address (token bucket refill); over it rate-limited (4429); 0 "
+      "disables",
+      0));
+  t.push_back(number_setting<&c::join_burst_per_ip>(
+      "join_burst_per_ip", "N", "joins one client address may make in one burst (token bucket size)", 1));
+  t.push_back(uint_setting<&c::ipv6_prefix_bits>(
+      "ipv6_prefix_bits", "BITS", "IPv6 clients are counted per prefix of this length (one site: /64)", 1,
+      128));
+  t.push_back(uint_setting<&c::fd_reserve>(
+      "fd_reserve", "N",
+      "file descriptors of RLIMIT_NOFILE kept back from connections (listeners, TLS files, logs)", 8));
   // Timers
   t.push_back(uint_setting<&c::ping_interval_ms>(
       "ping_interval_ms", "MS", "WebSocket ping interval; a connection silent for twice this is dropped",

@@ -37,6 +37,17 @@ struct config {
   double rate_limit_burst = 200;
   std::size_t rate_limit_strikes = 20;
 
+  // Per client address (the TCP peer, or X-Forwarded-For through
+  // trusted_proxies; IPv6 counted per ipv6_prefix_bits); 0 disables each
+  std::size_t max_connections_per_ip = 100;
+  std::size_t max_handshakes_per_ip = 20;
+  double join_rate_per_ip = 10;
+  double join_burst_per_ip = 50;
+  unsigned ipv6_prefix_bits = 64;
+
+  // File descriptors kept back from RLIMIT_NOFILE for listeners, TLS files and logs
+  std::size_t fd_reserve = 32;
+
   // Timers
   std::uint32_t ping_interval_ms = 20000;
   std::uint32_t handshake_timeout_ms = 10000;

@@ -56,10 +56,15 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
       if (!state.accepting())
         return text_response(req, http::status::service_unavailable,
                              "cannot accept: out of file descriptors\n");
+      if (state.sockets().spent())
+        return text_response(req, http::status::service_unavailable,
+                             "at the socket budget (file descriptors)\n");
       if (state.over_capacity())
         return text_response(req, http::status::service_unavailable, "over capacity\n");
       return text_response(req, http::status::ok, "ready\n");
     case endpoint_kind::metrics:
+      state.stats().addresses_tracked.Set(static_cast<double>(state.limits().tracked()));
+      state.stats().sockets_open.Set(static_cast<double>(state.sockets().open()));
       return text_response(req, http::status::ok, state.stats().serialize(), "text/plain; version=0.0.4");
     case endpoint_kind::room:
     case endpoint_kind::lobby: {

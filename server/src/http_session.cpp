@@ -14,17 +14,20 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 
-void start_http_session(connection_socket&& socket, server_state& state, net::ssl::context* tls) {
+void start_http_session(connection_socket&& socket, connection_tickets tickets, server_state& state,
+                        net::ssl::context* tls) {
   if (tls) {
-    std::make_shared<http_session<tls_stream>>(tls_stream(std::move(socket), *tls), state)->run();
+    std::make_shared<http_session<tls_stream>>(tls_stream(std::move(socket), *tls), std::move(tickets), state)
+        ->run();
   } else {
-    std::make_shared<http_session<plain_stream>>(plain_stream(std::move(socket)), state)->run();
+    std::make_shared<http_session<plain_stream>>(plain_stream(std::move(socket)), std::move(tickets), state)
+        ->run();
   }
 }
 
 template <class Stream>
-http_session<Stream>::http_session(Stream&& stream, server_state& state)
-    : stream_(std::move(stream)), state_(state) {}
+http_session<Stream>::http_session(Stream&& stream, connection_tickets tickets, server_state& state)
+    : stream_(std::move(stream)), tickets_(std::move(tickets)), state_(state) {}
 
 template <class Stream>
 void http_session<Stream>::run() {
@@ -69,12 +72,42 @@ void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   auto req = parser_->release();
   auto target = protocol::parse_endpoint(req.target());
   if (is_websocket_join(req, target)) {
+    if (!tickets_.key && !count_forwarded_client(req)) return;
     // Hand the stream over; this http_session ends when this handler returns.
-    std::make_shared<websocket_session<Stream>>(std::move(stream_), state_)
+    std::make_shared<websocket_session<Stream>>(std::move(stream_), std::move(tickets_), state_)
         ->run(std::move(req), std::move(target));
     return;
   }
   send(std::make_shared<response>(answer_plain_request(req, target, state_)));
+}
+
+template <class Stream>
+bool http_session<Stream>::count_forwarded_client(const request& req) {
+  beast::error_code ec;
+  auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+  if (ec) return false;  // gone: nothing to upgrade
+  const auto client =
+      forwarded_client(peer.address(), req["X-Forwarded-For"], state_.settings().trusted_proxies)
+          .value_or(peer.address());
+  tickets_.key = state_.key_of(client);
+  auto counted = state_.limits().try_connect(tickets_.key, steady_now_us());
+  if (!counted.refused) {
+    tickets_.connection = std::move(counted.connection);
+    tickets_.handshake = std::move(counted.handshake);
+    return true;
+  }
+  state_.note_refusal(*counted.refused, counted.log);
+  auto res = std::make_shared<response>(http::status::too_many_requests, req.version());
+  res->set(http::field::server, "rendezvous");
+  res->set(http::field::retry_after, "1");
+  res->set(http::field::content_type, "text/plain; charset=utf-8");
+  res->body() = *counted.refused == refusal_reason::connections
+                    ? "too many connections from this address\n"
+                    : "too many connections in handshake from this address\n";
+  res->keep_alive(false);
+  res->prepare_payload();
+  send(std::move(res));
+  return false;
 }
 
 template <class Stream>

@@ -17,12 +17,13 @@
 namespace rendezvous::server {
 
 // Starts serving an accepted socket; `tls` non-null means https/wss.
-void start_http_session(connection_socket&& socket, server_state& state, boost::asio::ssl::context* tls);
+void start_http_session(connection_socket&& socket, connection_tickets tickets, server_state& state,
+                        boost::asio::ssl::context* tls);
 
 template <class Stream>
 class http_session : public std::enable_shared_from_this<http_session<Stream>> {
  public:
-  http_session(Stream&& stream, server_state& state);
+  http_session(Stream&& stream, connection_tickets tickets, server_state& state);
   void run();
 
  private:
@@ -35,8 +36,12 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void send(std::shared_ptr<response> res);
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void close();
+  // Behind a trusted proxy: counts the client that X-Forwarded-For names;
+  // false (and a 429 sent) when that client is over its limits.
+  bool count_forwarded_client(const request& req);
 
   Stream stream_;
+  connection_tickets tickets_;
   server_state& state_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;

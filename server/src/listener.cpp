@@ -8,12 +8,40 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <spdlog/spdlog.h>
 
+#include <string_view>
 #include <utility>
 
 namespace rendezvous::server {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+namespace {
+// Refuses an accepted socket at once, holding nothing: a fixed response
+// written without waiting (it fits any empty send buffer), what the client
+// has already sent read away so that the close is a FIN and not a reset that
+// could destroy the response, and the descriptor closed on return. With TLS
+// nothing is written: a TLS handshake would cost more than the refusal saves.
+void refuse_socket(connection_socket& socket, bool tls, std::string_view status, int retry_after_s,
+                   std::string_view why) {
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  if (!tls) {
+    const std::string res = fmt::format(
+        "HTTP/1.1 {}\r\nServer: rendezvous\r\nRetry-After: {}\r\nConnection: close\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{}\n",
+        status, retry_after_s, why.size() + 1, why);
+    socket.write_some(net::buffer(res), ec);
+  }
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  char sink[2048];
+  for (int i = 0; i < 4; ++i) {
+    socket.read_some(net::buffer(sink), ec);
+    if (ec) break;  // would_block: nothing more sent yet; eof; reset
+  }
+  socket.close(ec);
+}
+}  // namespace
 
 std::string format_endpoint(const tcp::endpoint& ep) {
   auto addr = ep.address();
@@ -81,10 +109,41 @@ void listener::on_accept(boost::beast::error_code ec, connection_socket socket) 
       state_.set_accepting(true);
       spdlog::info("accepting again after {} ms without file descriptors", ms.count());
     }
-    socket.set_option(tcp::no_delay(true), ec);
-    start_http_session(std::move(socket), state_, tls_);
+    admit(std::move(socket));
   }
   do_accept();
+}
+
+void listener::admit(connection_socket socket) {
+  // On the acceptor's strand; nothing has been read from the socket yet.
+  const auto now = steady_now_us();
+  connection_tickets tickets;
+  tickets.socket = state_.sockets().try_open();
+  if (!tickets.socket) {
+    state_.note_budget_refusal(now);
+    return refuse_socket(socket, tls_ != nullptr, "503 Service Unavailable", 5,
+                         "server is at its socket budget");
+  }
+  boost::system::error_code ec;
+  auto peer = socket.remote_endpoint(ec);
+  if (ec) return;  // gone already
+  // A trusted proxy speaks for many clients: those are counted by
+  // X-Forwarded-For once their request is read (http_session).
+  if (!in_any(state_.settings().trusted_proxies, peer.address())) {
+    tickets.key = state_.key_of(peer.address());
+    auto counted = state_.limits().try_connect(tickets.key, now);
+    if (counted.refused) {
+      state_.note_refusal(*counted.refused, counted.log);
+      return refuse_socket(socket, tls_ != nullptr, "429 Too Many Requests", 1,
+                           *counted.refused == refusal_reason::connections
+                               ? "too many connections from this address"
+                               : "too many connections in handshake from this address");
+    }
+    tickets.connection = std::move(counted.connection);
+    tickets.handshake = std::move(counted.handshake);
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  start_http_session(std::move(socket), std::move(tickets), state_, tls_);
 }
 
 }  // namespace rendezvous::server

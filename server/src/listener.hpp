@@ -35,6 +35,9 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void do_accept();
   void on_accept(boost::beast::error_code ec, connection_socket socket);
+  // Counts the socket against the budget and its address's limits, then
+  // serves it, or refuses it at once without reading it.
+  void admit(connection_socket socket);
 
   boost::asio::io_context& ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;

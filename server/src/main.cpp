@@ -18,8 +18,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -67,6 +72,51 @@ int token_command(int argc, char** argv) {
   return 0;
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit where the process may,
+// and returns the socket budget: the soft limit less `reserve` and the
+// descriptors open now (logs, TLS files, the io_context's own). One line in
+// the start-up log says it.
+std::size_t socket_budget_at_start(std::size_t reserve) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    spdlog::warn("getrlimit(RLIMIT_NOFILE) failed: {}; no socket budget", std::strerror(errno));
+    return SIZE_MAX;
+  }
+  const auto before = lim.rlim_cur;
+  if (lim.rlim_cur != lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  std::size_t open_now = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++open_now;
+  const std::uint64_t soft = lim.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 40 : lim.rlim_cur;
+  const auto budget = socket_budget_for(soft, reserve, open_now);
+  spdlog::info("socket budget {}: RLIMIT_NOFILE soft {} (was {}, hard {}) less fd_reserve {} and {} open",
+               budget, soft, before == RLIM_INFINITY ? std::string("unlimited") : std::to_string(before),
+               lim.rlim_max == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_max),
+               reserve, open_now);
+  return budget;
+}
+
+// Every 10 s: the refusal lines that came due without a new refusal, and
+// forgetting addresses that hold nothing. On its own timer, so that the
+// accept path never logs more than the first line of an episode.
+void sweep_limits(net::steady_timer& timer, server_state& state) {
+  timer.expires_after(std::chrono::seconds(10));
+  timer.async_wait([&timer, &state](const boost::system::error_code& ec) {
+    if (ec) return;
+    for (const auto& line : state.limits().sweep(steady_now_us()))
+      log_event(
+          spdlog::level::warn, "refuse-address",
+          {{"address", line.key.to_string()}, {"reason", to_string(line.reason)}, {"refused", line.count}});
+    sweep_limits(timer, state);
+  });
+}
+
 int run_server(const config& cfg) {
   setup_logging(cfg.log_level, cfg.log_format);
   unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -86,6 +136,8 @@ int run_server(const config& cfg) {
   metrics stats;
   local_room_registry registry{ioc.get_executor(), registry_limits::from(cfg), stats};
   server_state state{std::move(settings), stats, registry};
+  state.sockets().set_budget(socket_budget_at_start(cfg.fd_reserve));
+  stats.socket_budget.Set(static_cast<double>(state.sockets().budget()));
 
   boost::system::error_code ec;
   auto address = net::ip::make_address(cfg.listen_host, ec);
@@ -117,11 +169,13 @@ int run_server(const config& cfg) {
   // Signals are caught before "listening on" is printed: whoever reads that
   // line may send SIGTERM at once. Drain on the first signal; the process exits when every WebSocket has
   // closed or the drain timeout passes, whichever comes first.
+  net::steady_timer sweep_timer(ioc);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   net::steady_timer drain_deadline(ioc);
   signals.async_wait([&](const boost::system::error_code& sig_ec, int signo) {
     if (sig_ec) return;
     spdlog::info("signal {}: draining (timeout {} ms)", signo, cfg.drain_timeout_ms);
+    sweep_timer.cancel();
     server->stop();  // new connections are refused by the kernel, not upgraded to be refused
     drain_deadline.expires_after(std::chrono::milliseconds(cfg.drain_timeout_ms));
     drain_deadline.async_wait([&](const boost::system::error_code& t_ec) {
@@ -136,6 +190,7 @@ int run_server(const config& cfg) {
     });
   });
 
+  sweep_limits(sweep_timer, state);
   server->run();
   spdlog::info("rendezvous-server {} threads={} {}", RENDEZVOUS_VERSION, threads, describe(cfg));
   log_always(fmt::format("listening on {} ({}{})", format_endpoint(server->local_endpoint()),

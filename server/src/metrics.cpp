@@ -47,6 +47,16 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
       accept_pauses(counter_family(*r, "rendezvous_accept_pauses_total",
                                    "Times accepting paused because the process ran out of file descriptors")
                         .Add({})),
+      addresses_tracked(gauge_family(*r, "rendezvous_addresses_tracked",
+                                     "Client addresses with per-address state (connections, handshakes, "
+                                     "join bucket, refusals to log)")
+                            .Add({})),
+      sockets_open(
+          gauge_family(*r, "rendezvous_sockets_open", "Accepted sockets open (HTTP and WebSocket)").Add({})),
+      socket_budget(gauge_family(*r, "rendezvous_socket_budget",
+                                 "Sockets the process may hold: RLIMIT_NOFILE less fd_reserve and the "
+                                 "descriptors open at start")
+                        .Add({})),
       registry_(std::move(r)) {
   folded_[0] = {
       &relayed,
@@ -68,6 +78,12 @@ metrics::metrics(std::shared_ptr<prometheus::Registry> r)
       counter_family(*registry_, "rendezvous_messages_dropped_total", "Messages dropped, by reason");
   for (int i = 0; i < drop_reason_count; ++i) {
     dropped_[i] = &dropped.Add({{"reason", std::string(to_string(static_cast<drop_reason>(i)))}});
+  }
+  auto& refused = counter_family(*registry_, "rendezvous_connections_refused_total",
+                                 "Connections and joins refused by a per-address limit or the socket "
+                                 "budget, by reason");
+  for (int i = 0; i < refusal_reason_count; ++i) {
+    refused_[i] = &refused.Add({{"reason", std::string(to_string(static_cast<refusal_reason>(i)))}});
   }
   auto& errors = counter_family(*registry_, "rendezvous_errors_total", "Error replies sent, by code");
   for (int i = 0; i < protocol::error_code_count; ++i) {

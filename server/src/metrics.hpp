@@ -1,6 +1,8 @@
 #pragma once
 // Prometheus metrics (prometheus-cpp). Every labelled child is created once
 // at startup so the hot path only does an atomic add on a cached pointer.
+#include "address_limits.hpp"
+
 #include <rendezvous/protocol/errors.hpp>
 
 #include <prometheus/counter.h>
@@ -62,6 +64,9 @@ class metrics {
   prometheus::Counter& joins;
   prometheus::Counter& resumes;
   prometheus::Counter& accept_pauses;
+  prometheus::Gauge& addresses_tracked;  // set on scrape
+  prometheus::Gauge& sockets_open;       // set on scrape
+  prometheus::Gauge& socket_budget;      // set at start
   traffic_counter relayed;
   traffic_counter bytes_in;
   traffic_counter bytes_out;
@@ -69,6 +74,7 @@ class metrics {
   prometheus::Counter& leave(protocol::leave_reason r) { return *leaves_[static_cast<int>(r)]; }
   prometheus::Counter& dropped(drop_reason r) { return *dropped_[static_cast<int>(r)]; }
   prometheus::Counter& error(protocol::error_code c) { return *errors_[static_cast<int>(c)]; }
+  prometheus::Counter& refused(refusal_reason r) { return *refused_[static_cast<int>(r)]; }
 
  private:
   // The Prometheus side of the traffic counters, brought up to date on scrape.
@@ -83,6 +89,7 @@ class metrics {
   std::array<prometheus::Counter*, 3> leaves_{};
   std::array<prometheus::Counter*, drop_reason_count> dropped_{};
   std::array<prometheus::Counter*, protocol::error_code_count> errors_{};
+  std::array<prometheus::Counter*, refusal_reason_count> refused_{};
 
   metrics(std::shared_ptr<prometheus::Registry> r);
 };

@@ -1,5 +1,6 @@
 #include "server_state.hpp"
 
+#include "logging.hpp"
 #include "websocket_session.hpp"
 
 #include <vector>
@@ -25,7 +26,37 @@ session_settings session_settings_from(const config& cfg) {
   s.allowed_origins = cfg.allowed_origins;
   for (const auto& text : cfg.trusted_proxies)
     if (auto r = parse_ip_range(text)) s.trusted_proxies.push_back(*r);  // checked when loaded
+  s.per_address.max_connections = cfg.max_connections_per_ip;
+  s.per_address.max_handshakes = cfg.max_handshakes_per_ip;
+  s.per_address.join_rate = cfg.join_rate_per_ip;
+  s.per_address.join_burst = cfg.join_burst_per_ip;
+  s.ipv6_prefix_bits = cfg.ipv6_prefix_bits;
   return s;
+}
+
+void server_state::note_refusal(refusal_reason why, const std::optional<refusal_log>& line) {
+  metrics_.refused(why).Increment();
+  if (!line) return;
+  auto address = line->key.to_string();
+  log_event(spdlog::level::warn, "refuse-address",
+            {{"address", address}, {"reason", to_string(line->reason)}, {"refused", line->count}});
+}
+
+void server_state::note_budget_refusal(std::int64_t now_us) {
+  metrics_.refused(refusal_reason::fd_budget).Increment();
+  std::uint64_t count = 0;
+  {
+    std::lock_guard lock(budget_log_mu_);
+    ++budget_unlogged_;
+    if (budget_logged_us_ && now_us - *budget_logged_us_ < settings_.per_address.log_interval_us) return;
+    budget_logged_us_ = now_us;
+    count = std::exchange(budget_unlogged_, 0);
+  }
+  log_event(spdlog::level::warn, "refuse-budget",
+            {{"reason", "fd-budget"},
+             {"refused", count},
+             {"sockets", sockets_.open()},
+             {"budget", sockets_.budget()}});
 }
 
 bool server_state::try_add_connection() noexcept {

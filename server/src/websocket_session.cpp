@@ -71,9 +71,10 @@ client_address client_of(Stream& stream, std::string_view x_forwarded_for,
 }  // namespace
 
 template <class Stream>
-websocket_session<Stream>::websocket_session(Stream&& stream, server_state& state)
+websocket_session<Stream>::websocket_session(Stream&& stream, connection_tickets tickets, server_state& state)
     : ws_(std::move(stream)),
       state_(state),
+      tickets_(std::move(tickets)),
       membership_(state),
       timer_(ws_.get_executor()),
       bucket_(state.settings().rate_limit_per_s, state.settings().rate_limit_burst, now_us()) {}
@@ -117,6 +118,13 @@ void websocket_session<Stream>::admit(const beast::http::request<beast::http::st
   // Before the 101 goes out, so that a peer that sees its WebSocket open is
   // already reachable (lobby peers get no welcome to wait for). A refusal is
   // only recorded here and sent after the upgrade.
+  // The join rate of the client's address first: the cheapest refusal, and
+  // the one a flood of joins meets.
+  if (auto joined = state_.limits().try_join(tickets_.key, steady_now_us()); !joined.ok) {
+    state_.note_refusal(refusal_reason::join_rate, joined.log);
+    quiet_refusal_ = true;
+    return refuse({error_code::rate_limited, "too many joins from this address: retry later"});
+  }
   if (!membership_.take_slot()) return refuse({error_code::unavailable, "server is at its connection limit"});
   if (state_.draining()) return refuse({error_code::unavailable, "server is shutting down"});
   auto admitted =
@@ -138,6 +146,7 @@ void websocket_session<Stream>::admit(const beast::http::request<beast::http::st
 
 template <class Stream>
 void websocket_session<Stream>::on_accept(beast::error_code ec) {
+  tickets_.handshake.release();  // upgraded (or failed): no longer a handshake of its address
   if (ec) {
     spdlog::debug("websocket handshake failed remote={} error={}", client_.remote, ec.message());
     phase_ = phase::closed;
@@ -361,12 +370,13 @@ void websocket_session<Stream>::refuse(const protocol::failure& refusal) {
     return;
   }
   const bool room_mode = target_.kind == protocol::endpoint_kind::room;
-  log_peer_event(spdlog::level::info, "refuse",
-                 {{"mode", room_mode ? "room" : "lobby"},
-                  {"room", loggable(room_mode ? target_.name : "")},
-                  {"peer", loggable(room_mode ? target_.param("peer").value_or("") : target_.name)},
-                  {"code", protocol::to_string(refusal.code)},
-                  {"reason", refusal.message}});
+  if (!quiet_refusal_)
+    log_peer_event(spdlog::level::info, "refuse",
+                   {{"mode", room_mode ? "room" : "lobby"},
+                    {"room", loggable(room_mode ? target_.name : "")},
+                    {"peer", loggable(room_mode ? target_.param("peer").value_or("") : target_.name)},
+                    {"code", protocol::to_string(refusal.code)},
+                    {"reason", refusal.message}});
   reply_error(refusal.code, refusal.message);
   begin_close(leave_kind::closed, protocol::close_code_for(refusal.code), /*flush=*/true);
 }

@@ -65,7 +65,7 @@ template <class Stream>
 class websocket_session final : public session_base,
                                 public std::enable_shared_from_this<websocket_session<Stream>> {
  public:
-  websocket_session(Stream&& stream, server_state& state);
+  websocket_session(Stream&& stream, connection_tickets tickets, server_state& state);
   ~websocket_session() override;
 
   // Accepts the upgrade in `req` for the endpoint it names.
@@ -110,6 +110,7 @@ class websocket_session final : public session_base,
 
   boost::beast::websocket::stream<outbound_stream<Stream>> ws_;
   server_state& state_;
+  connection_tickets tickets_;  // the socket's budget place and its address's counts
   phase phase_ = phase::upgrading;
   membership membership_;
   client_address client_;
@@ -117,6 +118,7 @@ class websocket_session final : public session_base,
   // Upgrading: what to do once the handshake is done instead of opening
   // (a refusal to send, or a close requested meanwhile).
   std::optional<protocol::failure> refusal_;
+  bool quiet_refusal_ = false;  // refused by the join rate: logged per address, not per connection
   std::optional<protocol::close_code> close_code_;  // chosen by begin_close
   bool heard_ = true;    // a frame (data or control) arrived since the last keepalive tick
   bool pinged_ = false;  // the last tick sent a ping

@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace rendezvous::server;
@@ -108,6 +110,12 @@ const std::vector<value_cases>& all_cases() {
       {"rate_limit_per_s", {"0", "2.5", "1000", "1e2"}, {"-1", "abc", "inf", "nan", "", "1,5", "-0.1"}},
       {"rate_limit_burst", {"1", "1.5", "1000"}, {"0.5", "0", "-3", "x"}},
       {"rate_limit_strikes", {"1", "2", "100"}, {"0", "y", "-1"}},
+      {"max_connections_per_ip", {"0", "1", "100000"}, {"-1", "1.5", "many"}},
+      {"max_handshakes_per_ip", {"0", "1", "20"}, {"-1", "2.5", "x"}},
+      {"join_rate_per_ip", {"0", "0.5", "10", "1e3"}, {"-1", "inf", "", "fast"}},
+      {"join_burst_per_ip", {"1", "1.5", "50"}, {"0", "0.5", "-1", "x"}},
+      {"ipv6_prefix_bits", {"1", "48", "64", "128"}, {"0", "129", "64.0", "x"}},
+      {"fd_reserve", {"8", "32", "1000"}, {"0", "7", "-1", "x"}},
       {"ping_interval_ms", {"100", "1000", "60000"}, {"99", "0", "1s"}},
       {"handshake_timeout_ms", {"100", "500", "30000"}, {"99", "abc", "0"}},
       {"drain_timeout_ms", {"0", "1", "60000"}, {"-1", "abc", "10s"}},
@@ -171,6 +179,12 @@ TEST_SUITE("config") {
     CHECK(c.rate_limit_per_s == 50);
     CHECK(c.rate_limit_burst == 200);
     CHECK(c.rate_limit_strikes == 20);
+    CHECK(c.max_connections_per_ip == 100);
+    CHECK(c.max_handshakes_per_ip == 20);
+    CHECK(c.join_rate_per_ip == 10);
+    CHECK(c.join_burst_per_ip == 50);
+    CHECK(c.ipv6_prefix_bits == 64);
+    CHECK(c.fd_reserve == 32);
     CHECK(c.ping_interval_ms == 20000);
     CHECK(c.handshake_timeout_ms == 10000);
     CHECK(c.drain_timeout_ms == 10000);
@@ -186,13 +200,15 @@ TEST_SUITE("config") {
 
   TEST_CASE("the table: names, naming rule, defaults that round-trip") {
     const auto& table = settings();
-    CHECK(table.size() == 30);
+    CHECK(table.size() == 36);
     std::vector<std::string> names;
     for (const auto& s : table) {
       CAPTURE(s.name);
       names.push_back(s.name);
-      CHECK(std::all_of(s.name.begin(), s.name.end(),
-                        [](char ch) { return (ch >= 'a' && ch <= 'z') || ch == '_'; }));
+      CHECK(std::all_of(s.name.begin(), s.name.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+      }));
+      CHECK(s.name.front() >= 'a');
       CHECK(!s.help.empty());
       CHECK(!s.value_name.empty());
       CHECK(s.help.find('\n') == std::string::npos);
@@ -650,8 +666,11 @@ TEST_SUITE("config") {
     auto path =
         std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "config" / "rendezvous.jsonc";
     REQUIRE(std::filesystem::exists(path));
+    // On a mismatch, regenerate the file from default_config_file():
+    //   RENDEZVOUS_WRITE_CONFIG=1 build/tests/server_tests -tc='*rendezvous.jsonc*'
+    if (const char* write = std::getenv("RENDEZVOUS_WRITE_CONFIG"); write && std::string_view(write) == "1")
+      std::ofstream(path, std::ios::binary) << default_config_file();
     auto text = read_text(path);
-    // On a mismatch, regenerate the file from default_config_file().
     CHECK(text == default_config_file());
     for (const auto& s : settings()) {
       CAPTURE(s.name);

@@ -14,6 +14,10 @@ class token_bucket {
   // Takes one token if available. Returns false when over the limit.
   bool try_take(std::int64_t now_us) noexcept;
 
+  // Whether the bucket would be full at `now_us` (always true when disabled):
+  // a full bucket remembers nothing, so its owner may forget it.
+  bool full(std::int64_t now_us) const noexcept;
+
  private:
   double rate_per_us_;
   double burst_;
