@@ -96,7 +96,7 @@
 #
 # Exit status: 0 pass, 1 fail, 77 skipped (node, the npm package ws or
 # rendezvous-bench missing: scripts/install-deps.sh runs `npm ci` here).
-# Only 127.0.0.1; every process is ended by its own PID; nothing is left
+# Only loopback (hostile connections from 127.0.1.1-32, see attack.mjs); every process is ended by its own PID; nothing is left
 # running (trap EXIT).
 set -uo pipefail
 
