@@ -118,17 +118,13 @@ void listener::admit(connection_socket socket) {
   // On the acceptor's strand; nothing has been read from the socket yet.
   const auto now = steady_now_us();
   connection_tickets tickets;
-  tickets.socket = state_.sockets().try_open();
-  if (!tickets.socket) {
-    state_.note_budget_refusal(now);
-    return refuse_socket(socket, tls_ != nullptr, "503 Service Unavailable", 5,
-                         "server is at its socket budget");
-  }
   boost::system::error_code ec;
   auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // gone already
   // A trusted proxy speaks for many clients: those are counted by
-  // X-Forwarded-For once their request is read (http_session).
+  // X-Forwarded-For once their request is read (http_session). The address
+  // comes before the budget, so that what one address is refused never
+  // shows in rendezvous_sockets_open.
   if (!in_any(state_.settings().trusted_proxies, peer.address())) {
     tickets.key = state_.key_of(peer.address());
     auto counted = state_.limits().try_connect(tickets.key, now);
@@ -141,6 +137,12 @@ void listener::admit(connection_socket socket) {
     }
     tickets.connection = std::move(counted.connection);
     tickets.handshake = std::move(counted.handshake);
+  }
+  tickets.socket = state_.sockets().try_open();
+  if (!tickets.socket) {
+    state_.note_budget_refusal(now);
+    return refuse_socket(socket, tls_ != nullptr, "503 Service Unavailable", 5,
+                         "server is at its socket budget");
   }
   socket.set_option(tcp::no_delay(true), ec);
   start_http_session(std::move(socket), std::move(tickets), state_, tls_);
