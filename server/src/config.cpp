@@ -380,8 +380,8 @@ std::vector<setting> make_table() {
       "expected a comma-separated list of origins such as https://app.example.org"));
   t.push_back(list_setting<&c::trusted_proxies>(
       "trusted_proxies", "RANGES",
-      "reverse proxies (addresses or CIDR ranges, a list) whose X-Forwarded-For names the client in logs; "
-      "empty = none",
+      "reverse proxies (addresses or CIDR ranges, a list) whose X-Forwarded-For names the client (logs, "
+      "per-address limits); empty = none",
       [](std::string_view i) { return parse_ip_range(i).has_value(); },
       "expected a comma-separated list of IP addresses or CIDR ranges, e.g. 127.0.0.1,10.0.0.0/8"));
   // TURN

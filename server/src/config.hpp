@@ -71,7 +71,7 @@ struct config {
   std::string auth_jwt_secret_file;
   std::vector<std::string> allowed_origins;  // empty: every origin
 
-  // Reverse proxies whose X-Forwarded-For names the client (for logs)
+  // Reverse proxies whose X-Forwarded-For names the client (logs, per-address limits)
   std::vector<std::string> trusted_proxies;  // addresses or CIDR ranges; empty: none
 
   // TURN credentials in coturn's REST form
