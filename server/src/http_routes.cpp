@@ -58,6 +58,8 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
                              "cannot accept: out of file descriptors\n");
       if (state.over_capacity())
         return text_response(req, http::status::service_unavailable, "over capacity\n");
+      if (auto why = state.registry().not_ready(); !why.empty())
+        return text_response(req, http::status::service_unavailable, why + "\n");
       return text_response(req, http::status::ok, "ready\n");
     case endpoint_kind::metrics:
       return text_response(req, http::status::ok, state.stats().serialize(), "text/plain; version=0.0.4");
