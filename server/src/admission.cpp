@@ -16,8 +16,8 @@ protocol::result<join_request> prepare(admission_request& request, const session
   return join;
 }
 
-protocol::result<admission> welcome_for(protocol::result<join_granted> granted, const session_settings& settings,
-                                        std::int64_t now_s) {
+protocol::result<admission> welcome_for(protocol::result<join_granted> granted,
+                                        const session_settings& settings, std::int64_t now_s) {
   if (!granted) return granted.error();
   admission out;
   out.self = granted->self;
@@ -50,10 +50,10 @@ void admit_async(admission_request request, const session_settings& settings, ro
                  admission_handler done) {
   auto join = prepare(request, settings);
   if (!join) return done(join.error());
-  registry.join_async(std::move(join.value()),
-                      [&settings, now_s = request.now_s, done = std::move(done)](protocol::result<join_granted> g) {
-                        done(welcome_for(std::move(g), settings, now_s));
-                      });
+  registry.join_async(std::move(join.value()), [&settings, now_s = request.now_s,
+                                                done = std::move(done)](protocol::result<join_granted> g) {
+    done(welcome_for(std::move(g), settings, now_s));
+  });
 }
 
 }  // namespace rendezvous::server

@@ -6,11 +6,10 @@
 
 #include <rendezvous/protocol/server_messages.hpp>
 
+#include <boost/asio/post.hpp>
 #include <hiredis/hiredis.h>
 #include <prometheus/family.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <list>
@@ -61,7 +60,7 @@ struct cluster_room_registry::pending_join {
   join_request request;
   join_handler done;
   std::string id;
-  std::string token;       // the new resume token
+  std::string token;  // the new resume token
   bool replied = false;
   bool resumed = false;
   std::uint64_t event = 0;     // the join's event number
@@ -80,11 +79,12 @@ struct cluster_room_registry::room_copy {
   std::uint64_t last_seq = 0;
   bool subscribed = false;
   bool subscribing = false;
-  bool synced = false;  // has a baseline (a snapshot), kept current by events since
+  bool synced = false;             // has a baseline (a snapshot), kept current by events since
   std::vector<std::string> early;  // events that came before the baseline
   std::list<std::shared_ptr<pending_join>> pending;  // waiting for subscribe, reply or seal
   std::size_t local_count() const {
-    return static_cast<std::size_t>(std::count_if(members.begin(), members.end(), [](auto& kv) { return kv.second.local; }));
+    return static_cast<std::size_t>(
+        std::count_if(members.begin(), members.end(), [](auto& kv) { return kv.second.local; }));
   }
 };
 
@@ -279,34 +279,35 @@ void cluster_room_registry::on_lost(std::string_view why) {
 void cluster_room_registry::heartbeat() {
   if (!cmd_ || !cmd_->up() || stopping_) return;
   auto ttl = std::to_string(settings_.node_ttl.count());
-  cmd_->command({"EVAL", cluster_scripts::heartbeat, "1", wire::nodes_key(settings_.prefix), incarnation_, ttl},
-                [this, c = cmd_](const redisReply* r) {
-                  if (c != cmd_) return;
-                  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                    if (r) spdlog::warn("backplane: heartbeat refused: {}", str(r));
-                    return;
-                  }
-                  std::set<std::string> alive;
-                  for (std::size_t i = 0; i < r->element[1]->elements; ++i)
-                    alive.insert(std::string(str(r->element[1]->element[i])));
-                  alive_ = std::move(alive);
-                  nodes_gauge_->Set(static_cast<double>(alive_.size()));
-                  for (std::size_t i = 0; i < r->element[0]->elements; ++i) {
-                    std::string dead(str(r->element[0]->element[i]));
-                    if (dead != incarnation_) reap(dead);
-                  }
-                  if (!heartbeat_ok_) {
-                    heartbeat_ok_ = true;
-                    {
-                      std::lock_guard lock(mu_);
-                      lost_reason_.clear();
-                    }
-                    ready_.store(true);
-                    up_gauge_->Set(1);
-                    spdlog::info("backplane: connected to Redis at {}, {} node(s) alive",
-                                 settings_.redis.display(), alive_.size());
-                  }
-                });
+  cmd_->command(
+      {"EVAL", cluster_scripts::heartbeat, "1", wire::nodes_key(settings_.prefix), incarnation_, ttl},
+      [this, c = cmd_](const redisReply* r) {
+        if (c != cmd_) return;
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+          if (r) spdlog::warn("backplane: heartbeat refused: {}", str(r));
+          return;
+        }
+        std::set<std::string> alive;
+        for (std::size_t i = 0; i < r->element[1]->elements; ++i)
+          alive.insert(std::string(str(r->element[1]->element[i])));
+        alive_ = std::move(alive);
+        nodes_gauge_->Set(static_cast<double>(alive_.size()));
+        for (std::size_t i = 0; i < r->element[0]->elements; ++i) {
+          std::string dead(str(r->element[0]->element[i]));
+          if (dead != incarnation_) reap(dead);
+        }
+        if (!heartbeat_ok_) {
+          heartbeat_ok_ = true;
+          {
+            std::lock_guard lock(mu_);
+            lost_reason_.clear();
+          }
+          ready_.store(true);
+          up_gauge_->Set(1);
+          spdlog::info("backplane: connected to Redis at {}, {} node(s) alive", settings_.redis.display(),
+                       alive_.size());
+        }
+      });
   heartbeat_timer_.expires_after(settings_.heartbeat);
   heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) heartbeat();
@@ -323,18 +324,19 @@ void cluster_room_registry::reap(const std::string& dead) {
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (std::size_t i = 0; i < r->elements; ++i) {
       std::string room(str(r->element[i]));
-      cmd_->command({"EVAL", cluster_scripts::mark_held, "2", wire::room_members_key(settings_.prefix, room),
-                     wire::room_counter_key(settings_.prefix, room), dead, wire::room_channel(settings_.prefix, room)},
-                    [this, dead, room](const redisReply* held) {
-                      if (!held || held->type != REDIS_REPLY_ARRAY) return;
-                      for (std::size_t j = 0; j < held->elements; ++j) {
-                        std::string id(str(held->element[j]));
-                        auto timer = std::make_shared<net::steady_timer>(strand_, settings_.reconnect_grace);
-                        timer->async_wait([this, timer, dead, room, id](boost::system::error_code ec) {
-                          if (!ec) run_leave_script(room, id, dead, "timeout");
-                        });
-                      }
-                    });
+      cmd_->command(
+          {"EVAL", cluster_scripts::mark_held, "2", wire::room_members_key(settings_.prefix, room),
+           wire::room_counter_key(settings_.prefix, room), dead, wire::room_channel(settings_.prefix, room)},
+          [this, dead, room](const redisReply* held) {
+            if (!held || held->type != REDIS_REPLY_ARRAY) return;
+            for (std::size_t j = 0; j < held->elements; ++j) {
+              std::string id(str(held->element[j]));
+              auto timer = std::make_shared<net::steady_timer>(strand_, settings_.reconnect_grace);
+              timer->async_wait([this, timer, dead, room, id](boost::system::error_code ec) {
+                if (!ec) run_leave_script(room, id, dead, "timeout");
+              });
+            }
+          });
     }
     cmd_->command({"DEL", rooms_key});
   });
@@ -476,10 +478,11 @@ void cluster_room_registry::run_join_script(std::shared_ptr<pending_join> pj) {
   auto token_hash = wire::token_hash(pj->token);
   auto max = std::to_string(settings_.max_peers_per_room);
   cmd_->command({"SADD", wire::node_rooms_key(settings_.prefix, incarnation_), room});
-  bool sent = cmd_->command({"EVAL", cluster_scripts::join, "2", wire::room_members_key(settings_.prefix, room),
-                             wire::room_counter_key(settings_.prefix, room), pj->id, incarnation_, token_hash, max,
-                             resume_hash, wire::room_channel(settings_.prefix, room)},
-                            [this, pj](const redisReply* r) { on_join_reply(pj, r); });
+  bool sent =
+      cmd_->command({"EVAL", cluster_scripts::join, "2", wire::room_members_key(settings_.prefix, room),
+                     wire::room_counter_key(settings_.prefix, room), pj->id, incarnation_, token_hash, max,
+                     resume_hash, wire::room_channel(settings_.prefix, room)},
+                    [this, pj](const redisReply* r) { on_join_reply(pj, r); });
   if (!sent) on_join_reply(pj, nullptr);
 }
 
@@ -538,8 +541,8 @@ void cluster_room_registry::on_join_reply(std::shared_ptr<pending_join> pj, cons
         {
           std::lock_guard lock(mu_);
           if (!pj->wait_seal) return;
-          spdlog::warn("backplane: no seal from {} for {} within {} ms; resuming without it", pj->old_node, pj->id,
-                       settings_.seal_timeout.count());
+          spdlog::warn("backplane: no seal from {} for {} within {} ms; resuming without it", pj->old_node,
+                       pj->id, settings_.seal_timeout.count());
           pj->wait_seal = false;
           auto it = rooms_.find(pj->request.room);
           if (it != rooms_.end()) try_complete_locked(*it->second, out);
@@ -724,8 +727,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
         try_complete_locked(room, out);
       }
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -798,7 +800,8 @@ void cluster_room_registry::apply_snapshot_locked(room_copy& room, const redisRe
     if (!rec) continue;
     auto& m = room.members[id];
     if (m.local) continue;
-    bool pending = std::any_of(room.pending.begin(), room.pending.end(), [&](auto& p) { return p->id == id; });
+    bool pending =
+        std::any_of(room.pending.begin(), room.pending.end(), [&](auto& p) { return p->id == id; });
     if (pending && rec->node == incarnation_) {
       // This node's join in flight: it becomes a member when it finishes.
       if (m.id.empty()) room.members.erase(id);
@@ -829,7 +832,8 @@ void cluster_room_registry::leave(const peer_ref& self, leave_kind kind, std::de
     if (kind == leave_kind::silent) return;  // shutdown: the node's goodbye frees it
     net::post(strand_, [this, id = self.id] {
       if (!cmd_ || !cmd_->up()) return;
-      cmd_->command({"EVAL", cluster_scripts::lobby_leave, "1", wire::lobby_key(settings_.prefix), id, incarnation_});
+      cmd_->command(
+          {"EVAL", cluster_scripts::lobby_leave, "1", wire::lobby_key(settings_.prefix), id, incarnation_});
       cmd_->command({"SREM", wire::node_lobby_key(settings_.prefix, incarnation_), id});
     });
     return;
@@ -853,7 +857,8 @@ void cluster_room_registry::leave(const peer_ref& self, leave_kind kind, std::de
       for (auto& msg : unsent) m.held_messages.push(msg);
       start_timer = true;
     } else {
-      if (auto n = m.held_messages.size()) metrics_.dropped(drop_reason::closed).Increment(static_cast<double>(n));
+      if (auto n = m.held_messages.size())
+        metrics_.dropped(drop_reason::closed).Increment(static_cast<double>(n));
       room.members.erase(it);
       metrics_.leave(reason).Increment();
       if (kind != leave_kind::silent && !closed_.load()) {
@@ -884,7 +889,8 @@ void cluster_room_registry::run_leave_script(const std::string& room, const std:
                  wire::room_channel(settings_.prefix, room)});
 }
 
-void cluster_room_registry::start_grace_timer(const std::string& room, const std::string& id, std::uint64_t epoch) {
+void cluster_room_registry::start_grace_timer(const std::string& room, const std::string& id,
+                                              std::uint64_t epoch) {
   auto timer = std::make_shared<net::steady_timer>(strand_, settings_.reconnect_grace);
   timer->async_wait([this, timer, room, id, epoch](boost::system::error_code ec) {
     if (ec) return;
@@ -895,13 +901,15 @@ void cluster_room_registry::start_grace_timer(const std::string& room, const std
       auto rit = rooms_.find(room);
       if (rit == rooms_.end()) return;
       auto it = rit->second->members.find(id);
-      if (it == rit->second->members.end() || !it->second.local || it->second.epoch != epoch || !it->second.held)
+      if (it == rit->second->members.end() || !it->second.local || it->second.epoch != epoch ||
+          !it->second.held)
         return;
       if (auto n = it->second.held_messages.size())
         metrics_.dropped(drop_reason::closed).Increment(static_cast<double>(n));
       rit->second->members.erase(it);
       metrics_.leave(leave_reason::timeout).Increment();
-      notify_locals_locked(*rit->second, notice(protocol::make_peer_left(id, leave_reason::timeout)), id, out);
+      notify_locals_locked(*rit->second, notice(protocol::make_peer_left(id, leave_reason::timeout)), id,
+                           out);
       maybe_drop_room_locked(room);
       ended = true;
     }
@@ -931,7 +939,8 @@ void cluster_room_registry::maybe_drop_room_locked(const std::string& name) {
 
 // ---- relay ----
 
-deliver_status cluster_room_registry::deliver(const peer_ref& from, std::string_view target, shared_message msg) {
+deliver_status cluster_room_registry::deliver(const peer_ref& from, std::string_view target,
+                                              shared_message msg) {
   std::weak_ptr<peer_link> link;
   {
     std::lock_guard lock(mu_);
@@ -942,7 +951,8 @@ deliver_status cluster_room_registry::deliver(const peer_ref& from, std::string_
       auto it = lobby_.find(target);
       if (it == lobby_.end()) {
         // Maybe on another node: the lobby's channel reaches every node.
-        publish_locked(wire::lobby_channel(settings_.prefix), wire::make_relay('M', incarnation_, target, *msg));
+        publish_locked(wire::lobby_channel(settings_.prefix),
+                       wire::make_relay('M', incarnation_, target, *msg));
         return deliver_status::delivered;
       }
       link = it->second.link;
@@ -1033,8 +1043,8 @@ void cluster_room_registry::enqueue_locked(member& m, const shared_message& msg,
   }
 }
 
-void cluster_room_registry::notify_locals_locked(room_copy& room, const shared_message& msg, std::string_view except,
-                                                 outbox& out) {
+void cluster_room_registry::notify_locals_locked(room_copy& room, const shared_message& msg,
+                                                 std::string_view except, outbox& out) {
   for (auto& [id, m] : room.members)
     if (m.local && id != except) enqueue_locked(m, msg, out);
 }
@@ -1084,7 +1094,9 @@ void cluster_room_registry::flush_publishes() {
 void cluster_room_registry::count_drop(std::string_view reason, double n) {
   drops_->Add({{"reason", std::string(reason)}}).Increment(n);
   static std::atomic<std::int64_t> last_log{0};
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   auto prev = last_log.load();
   if (now - prev >= 10 && last_log.compare_exchange_strong(prev, now))
     spdlog::warn("backplane: dropped {} message(s) for other nodes ({})", n, reason);

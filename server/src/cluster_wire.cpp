@@ -7,7 +7,8 @@
 namespace rendezvous::server::cluster_wire {
 
 namespace {
-std::string tagged(std::string_view prefix, std::string_view kind, std::string_view tag, std::string_view suffix) {
+std::string tagged(std::string_view prefix, std::string_view kind, std::string_view tag,
+                   std::string_view suffix) {
   std::string out;
   out.reserve(prefix.size() + kind.size() + tag.size() + suffix.size() + 4);
   out.append(prefix).append(":").append(kind).append(":{").append(tag).append("}:").append(suffix);
@@ -31,15 +32,23 @@ bool to_u64(std::string_view text, std::uint64_t& out) {
 }
 }  // namespace
 
-std::string room_members_key(std::string_view p, std::string_view room) { return tagged(p, "room", room, "m"); }
-std::string room_counter_key(std::string_view p, std::string_view room) { return tagged(p, "room", room, "n"); }
+std::string room_members_key(std::string_view p, std::string_view room) {
+  return tagged(p, "room", room, "m");
+}
+std::string room_counter_key(std::string_view p, std::string_view room) {
+  return tagged(p, "room", room, "n");
+}
 std::string room_channel(std::string_view p, std::string_view room) { return tagged(p, "room", room, "c"); }
 // '~' is not a name character, so the lobby's tag cannot be a room's.
 std::string lobby_key(std::string_view p) { return tagged(p, "lobby", "~", "m"); }
 std::string lobby_channel(std::string_view p) { return tagged(p, "lobby", "~", "c"); }
 std::string nodes_key(std::string_view p) { return std::string(p) + ":nodes"; }
-std::string node_rooms_key(std::string_view p, std::string_view node) { return tagged(p, "node", node, "rooms"); }
-std::string node_lobby_key(std::string_view p, std::string_view node) { return tagged(p, "node", node, "lobby"); }
+std::string node_rooms_key(std::string_view p, std::string_view node) {
+  return tagged(p, "node", node, "rooms");
+}
+std::string node_lobby_key(std::string_view p, std::string_view node) {
+  return tagged(p, "node", node, "lobby");
+}
 
 std::optional<std::string> room_of_channel(std::string_view prefix, std::string_view channel) {
   std::string head = std::string(prefix) + ":room:{";
@@ -79,8 +88,7 @@ std::optional<event> parse_event(std::string_view text) {
       e.node = std::string(head[1]);
       e.id = std::string(head[2]);
       return e;
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
   if (!to_u64(head[1], e.seq)) return std::nullopt;
   e.node = std::string(head[2]);

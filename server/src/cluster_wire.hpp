@@ -40,8 +40,8 @@ struct event {
   char kind = 0;
   std::uint64_t seq = 0;  // J L R H A
   std::string node;
-  std::string id;           // peer id (to / from for M / B)
-  std::string extra;        // L: reason; R: old node
+  std::string id;            // peer id (to / from for M / B)
+  std::string extra;         // L: reason; R: old node
   std::string_view message;  // M B F: points into the parsed text
 };
 

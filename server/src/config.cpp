@@ -1,8 +1,7 @@
 #include "config.hpp"
 
-#include "redis_url.hpp"
-
 #include "forwarded_for.hpp"
+#include "redis_url.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -413,8 +412,8 @@ std::vector<setting> make_table() {
       },
       true));
   t.push_back(checked_text_setting<&c::redis_key_prefix>(
-      "redis_key_prefix", "PREFIX", "prefix of every Redis key and channel, so deployments can share one Redis",
-      check_key_part));
+      "redis_key_prefix", "PREFIX",
+      "prefix of every Redis key and channel, so deployments can share one Redis", check_key_part));
   t.push_back(checked_text_setting<&c::node_id>(
       "node_id", "ID", "this node's name in Redis and logs; empty: random at each start",
       [](std::string_view text) { return text.empty() ? std::string{} : check_key_part(text); }));

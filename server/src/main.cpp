@@ -4,13 +4,13 @@
 // threads, wait for SIGINT/SIGTERM, then drain (readyz 503, joins refused,
 // every WebSocket closed with 1001) and exit 0 within drain_timeout_ms.
 #include "auth.hpp"
+#include "cluster_room_registry.hpp"
 #include "config.hpp"
 #include "listener.hpp"
-#include "cluster_room_registry.hpp"
 #include "local_room_registry.hpp"
-#include "random_token.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
+#include "random_token.hpp"
 #include "server_state.hpp"
 
 #include <CLI/CLI.hpp>

@@ -7,8 +7,7 @@
 namespace rendezvous::server {
 
 namespace {
-const std::string expected =
-    "expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]";
+const std::string expected = "expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]";
 
 bool parse_number(std::string_view text, unsigned max, unsigned& out) {
   if (text.empty() || text.size() > 5) return false;
@@ -24,9 +23,10 @@ bool clean(std::string_view text) {
 }  // namespace
 
 std::string redis_endpoint::display() const {
-  std::string out = unix_path.empty() ? "redis://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                                            ":" + std::to_string(port)
-                                      : "unix://" + unix_path;
+  std::string out = unix_path.empty()
+                        ? "redis://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                              std::to_string(port)
+                        : "unix://" + unix_path;
   if (db != 0) out += (unix_path.empty() ? "/" : "?db=") + std::to_string(db);
   return out;
 }

@@ -10,7 +10,7 @@
 namespace rendezvous::server {
 
 struct redis_endpoint {
-  std::string host;       // TCP; empty for a unix socket
+  std::string host;  // TCP; empty for a unix socket
   std::uint16_t port = 6379;
   std::string unix_path;  // unix socket; empty for TCP
   std::string password;   // AUTH when not empty

@@ -1,10 +1,9 @@
 #include "resp_connection.hpp"
 
-#include <hiredis/hiredis.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
+#include <hiredis/hiredis.h>
 
 namespace rendezvous::server {
 
@@ -52,14 +51,15 @@ void resp_connection::connect(std::function<void(bool)> done) {
     socket_.async_connect(net::local::stream_protocol::endpoint(endpoint_.unix_path), std::move(connected));
     return;
   }
-  resolver_.async_resolve(
-      endpoint_.host, std::to_string(endpoint_.port),
-      [this, self, connected = std::move(connected)](const error_code& ec,
-                                                     net::ip::tcp::resolver::results_type results) mutable {
-        if (ec || results.empty() || state_ != state::connecting) return connected(ec ? ec : net::error::host_not_found);
-        socket_.async_connect(net::generic::stream_protocol::endpoint(results.begin()->endpoint()),
-                              std::move(connected));
-      });
+  resolver_.async_resolve(endpoint_.host, std::to_string(endpoint_.port),
+                          [this, self, connected = std::move(connected)](
+                              const error_code& ec, net::ip::tcp::resolver::results_type results) mutable {
+                            if (ec || results.empty() || state_ != state::connecting)
+                              return connected(ec ? ec : net::error::host_not_found);
+                            socket_.async_connect(
+                                net::generic::stream_protocol::endpoint(results.begin()->endpoint()),
+                                std::move(connected));
+                          });
 }
 
 void resp_connection::on_connected(std::function<void(bool)> done) {
@@ -123,14 +123,14 @@ void resp_connection::start_write() {
 }
 
 void resp_connection::start_read() {
-  socket_.async_read_some(net::buffer(read_buffer_),
-                          [this, self = shared_from_this()](const error_code& ec, std::size_t n) {
-                            if (state_ != state::up) return;
-                            if (ec) return fail(ec == net::error::eof ? "Redis closed the connection"
-                                                                      : "read failed: " + ec.message(),
-                                                true);
-                            on_read(n);
-                          });
+  socket_.async_read_some(
+      net::buffer(read_buffer_), [this, self = shared_from_this()](const error_code& ec, std::size_t n) {
+        if (state_ != state::up) return;
+        if (ec)
+          return fail(ec == net::error::eof ? "Redis closed the connection" : "read failed: " + ec.message(),
+                      true);
+        on_read(n);
+      });
 }
 
 void resp_connection::on_read(std::size_t n) {
@@ -148,7 +148,8 @@ void resp_connection::on_read(std::size_t n) {
 void resp_connection::dispatch(redisReply* reply) {
   std::unique_ptr<redisReply, void (*)(void*)> owned(reply, freeReplyObject);
   // A published message on a subscriber connection is not a reply.
-  if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && reply->element[0]->type == REDIS_REPLY_STRING) {
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+      reply->element[0]->type == REDIS_REPLY_STRING) {
     std::string_view kind(reply->element[0]->str, reply->element[0]->len);
     if (kind == "message" || kind == "smessage") {
       if (push_) push_(*reply);

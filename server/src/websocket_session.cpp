@@ -127,15 +127,15 @@ void websocket_session<Stream>::admit() {
     refuse({error_code::unavailable, "server is shutting down"});
     return accept();
   }
-  server::admit_async({target_, std::string(request_[beast::http::field::origin]),
-                       std::string(request_[beast::http::field::authorization]), this->weak_from_this(),
-                       unix_now()},
-                      state_.settings(), state_.registry(),
-                      [self = this->shared_from_this()](protocol::result<admission> admitted) {
-                        net::dispatch(self->ws_.get_executor(), [self, admitted = std::move(admitted)]() mutable {
-                          self->admitted(std::move(admitted));
-                        });
-                      });
+  server::admit_async(
+      {target_, std::string(request_[beast::http::field::origin]),
+       std::string(request_[beast::http::field::authorization]), this->weak_from_this(), unix_now()},
+      state_.settings(), state_.registry(),
+      [self = this->shared_from_this()](protocol::result<admission> admitted) {
+        net::dispatch(self->ws_.get_executor(), [self, admitted = std::move(admitted)]() mutable {
+          self->admitted(std::move(admitted));
+        });
+      });
 }
 
 template <class Stream>
@@ -159,7 +159,8 @@ void websocket_session<Stream>::admitted(protocol::result<admission> admitted) {
 
 template <class Stream>
 void websocket_session<Stream>::accept() {
-  ws_.async_accept(request_, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+  ws_.async_accept(request_,
+                   beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
 }
 
 template <class Stream>
