@@ -22,6 +22,9 @@ export RENDEZVOUS_SERVER="${RENDEZVOUS_SERVER:-$ROOT/build/server/rendezvous-ser
 command -v node >/dev/null 2>&1 || skip_test "no node (scripts/install-deps.sh installs it)"
 command -v redis-server >/dev/null 2>&1 || skip_test "no redis-server (Debian's redis-server: scripts/install-deps.sh)"
 command -v redis-cli >/dev/null 2>&1 || skip_test "no redis-cli (Debian's redis-tools: scripts/install-deps.sh)"
+command -v haproxy >/dev/null 2>&1 || skip_test "no haproxy (Debian's haproxy: scripts/install-deps.sh)"
+[[ -f "$ROOT/tests/turn/node_modules/node-datachannel/package.json" ]] ||
+  skip_test "tests/turn/node_modules/node-datachannel is missing (tests/turn/install.sh runs npm ci)"
 [[ -f "$ROOT/tests/integration/node_modules/ws/package.json" ]] ||
   skip_test "tests/integration/node_modules/ws is missing (scripts/install-deps.sh runs npm ci)"
 
