@@ -67,7 +67,13 @@ struct cluster_room_registry::pending_join {
   std::uint64_t join_seq = 0;  // its place in the room's order
   std::string old_node;        // resumed: where the place was
   bool wait_seal = false;
-  std::vector<shared_message> forwarded;  // F from the old node, then what came meanwhile
+  // This node has seen the join's own event (J or R) on the channel: what
+  // comes after it for this id is for this join, even before the script's
+  // reply (the reply and the channel are two connections).
+  bool event_seen = false;
+  bool sealed = false;                    // the old node's S came
+  std::vector<shared_message> forwarded;  // F: what the old node held, oldest first
+  std::vector<shared_message> later;      // sent to the id after its join event, before it was done
   std::shared_ptr<net::steady_timer> seal_timer;
   bool finished = false;
 };
@@ -531,7 +537,7 @@ void cluster_room_registry::on_join_reply(std::shared_ptr<pending_join> pj, cons
       room.early.clear();
       for (auto& text : early) on_room_event(room, text, out);
     }
-    if (pj->resumed && pj->old_node != incarnation_ && alive_.count(pj->old_node)) {
+    if (pj->resumed && pj->old_node != incarnation_ && alive_.count(pj->old_node) && !pj->sealed) {
       // The old node hands over what it held for the peer, then seals.
       pj->wait_seal = true;
       pj->seal_timer = std::make_shared<net::steady_timer>(strand_, settings_.seal_timeout);
@@ -587,6 +593,7 @@ void cluster_room_registry::finish_join_locked(room_copy& room, pending_join& pj
     notify_locals_locked(room, joined, pj.id, out);
   }
   for (auto& msg : pj.forwarded) granted.held.push_back(std::move(msg));
+  for (auto& msg : pj.later) granted.held.push_back(std::move(msg));
   m.id = pj.id;
   m.node = incarnation_;
   m.seq = pj.join_seq;
@@ -683,6 +690,9 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
     }
     if (e.seq <= room.last_seq) return;  // already in the snapshot
     room.last_seq = e.seq;
+    if (e.node == incarnation_ && (e.kind == 'J' || e.kind == 'R'))
+      for (auto& p : room.pending)
+        if (p->id == e.id) p->event_seen = true;
     apply_event_locked(room, cluster_event_view{e}, out);
     try_complete_locked(room, out);
     return;
@@ -691,7 +701,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
   received_->Increment();
   auto find_pending = [&](std::string_view id) -> pending_join* {
     for (auto& p : room.pending)
-      if (p->id == id && p->replied && p->resumed) return p.get();
+      if (p->id == id && (p->event_seen || p->replied)) return p.get();
     return nullptr;
   };
   switch (e.kind) {
@@ -702,7 +712,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
         metrics_.relayed.Increment();
         enqueue_locked(it->second, msg, out);
       } else if (auto* p = find_pending(e.id)) {
-        p->forwarded.push_back(std::move(msg));  // after what the old node held
+        p->later.push_back(std::move(msg));  // after what the old node held
       }
       break;
     }
@@ -714,7 +724,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
         enqueue_locked(m, msg, out);
       }
       for (auto& p : room.pending)
-        if (p->replied && p->resumed && p->id != e.id) p->forwarded.push_back(msg);
+        if ((p->event_seen || p->replied) && p->id != e.id) p->later.push_back(msg);
       break;
     }
     case 'F':
@@ -722,6 +732,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
       break;
     case 'S':
       if (auto* p = find_pending(e.id)) {
+        p->sealed = true;
         p->wait_seal = false;
         if (p->seal_timer) p->seal_timer->cancel();
         try_complete_locked(room, out);

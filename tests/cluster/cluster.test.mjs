@@ -92,6 +92,47 @@ describe('rooms across two nodes', () => {
     assert.deepEqual(await alice.next(), { type: 'peer-left', id: 'bob', reason: 'closed' });
   });
 
+  it('peers of a room on one node relay without Redis: no message published', async () => {
+    const [a, b] = c.nodes;
+    const room = uniq('local');
+    const alice = await a.join(room, { peer: 'alice' });
+    const bob = await a.join(room, { peer: 'bob' });
+    await alice.nextOfType('peer-joined');
+    const sent = async () => (await a.metrics()).sum('rendezvous_backplane_messages_total', { direction: 'sent' });
+    const before = await sent();
+    for (let i = 0; i < 20; i += 1) alice.send({ type: 'offer', id: 'bob', n: i });
+    for (let i = 0; i < 20; i += 1) assert.deepEqual(await bob.next(), { type: 'offer', id: 'alice', n: i });
+    alice.send({ type: 'hello' });
+    assert.deepEqual(await bob.next(), { type: 'hello', id: 'alice' });
+    assert.equal(await sent(), before, 'a same-node message went through Redis');
+    // once the room spans two nodes, a message to the other node does
+    const carol = await b.join(room, { peer: 'carol' });
+    await alice.nextOfType('peer-joined');
+    alice.send({ type: 'offer', id: 'carol' });
+    assert.deepEqual(await carol.next(), { type: 'offer', id: 'alice' });
+    assert.equal(await sent(), before + 1);
+    const m = await a.metrics();
+    assert.equal(m.sum('rendezvous_backplane_up'), 1);
+    // the gauge follows the heartbeats (every 200 ms here)
+    await waitFor(async () => (await a.metrics()).sum('rendezvous_backplane_nodes_alive') === 2,
+      { what: 'nodes_alive 2 on node 1' });
+  });
+
+  it('a resume on the other node closes a still-open old connection with 4409', async () => {
+    const [a, b] = c.nodes;
+    const room = uniq('half');
+    const alice = await a.join(room, { peer: 'alice' });
+    const bob = await b.join(room, { peer: 'bob' });
+    await alice.nextOfType('peer-joined');
+    const back = await b.join(room, { peer: 'alice', resume: alice.welcome.resume });
+    assert.equal(back.welcome.resumed, true);
+    const info = await alice.waitClosed();
+    assert.equal(info.code, 4409);
+    bob.send({ type: 'offer', id: 'alice' });
+    assert.deepEqual(await back.next(), { type: 'offer', id: 'bob' });
+    await bob.expectQuiet(300);
+  });
+
   it('id-taken and room-full count every node, even for joins in the same instant', async () => {
     const [a, b] = c.nodes;
     for (let round = 0; round < 10; round += 1) {
@@ -254,7 +295,7 @@ describe('Redis outage and restart', () => {
     await node.start();
     try {
       assert.equal((await node.http('/readyz')).status, 503);
-      assert.match(node.server.log(), /retrying/);
+      await waitFor(() => /retrying/.test(node.server.log()), { what: 'the retry log line' });
       await redis.start();
       await node.ready(10000);
       const p = await node.join(uniq('late'), { peer: 'p' });
