@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <list>
 
 namespace rendezvous::server {
@@ -746,14 +747,20 @@ void cluster_room_registry::apply_event_locked(room_copy& room, const cluster_ev
   const auto& e = view.e;
   if (e.node == incarnation_ && e.kind != 'H') return;  // this node applied its own change already
   switch (e.kind) {
-    case 'J': {
-      auto& m = room.members[e.id];
-      if (m.local) return;  // cannot happen: the script refuses a taken id
+    case 'J':
+    case 'A': {
+      // A: a node put a place back after an outage; new to this copy only if
+      // it left meanwhile (then the others hear it joined again).
+      auto [it, added] = room.members.try_emplace(e.id);
+      auto& m = it->second;
+      if (m.local) return;  // cannot happen: the scripts refuse a taken id
+      std::uint64_t seq = e.seq;
+      if (e.kind == 'A') std::from_chars(e.extra.data(), e.extra.data() + e.extra.size(), seq);
       m.id = e.id;
       m.node = e.node;
-      m.seq = e.seq;
+      m.seq = seq;
       m.held = false;
-      notify_locals_locked(room, notice(protocol::make_peer_joined(e.id)), e.id, out);
+      if (added) notify_locals_locked(room, notice(protocol::make_peer_joined(e.id)), e.id, out);
       break;
     }
     case 'L': {
@@ -798,8 +805,7 @@ void cluster_room_registry::apply_event_locked(room_copy& room, const cluster_ev
                       incarnation_);
       break;
     }
-    default:  // A: a node put its places back; its snapshot is its own business
-      break;
+    default: break;
   }
 }
 

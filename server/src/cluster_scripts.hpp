@@ -65,23 +65,24 @@ return out
 )lua";
 
 // After Redis lost its data (or this node its connection): puts back this
-// node's places that are missing. KEYS: members, counter. ARGV: node,
-// channel, then (id, join seq, token hash) triples.
-// -> {event, HGETALL}
+// node's places that are missing, each with an A event, so that a node that
+// saw them leave meanwhile learns they are back. Keeps the counter above
+// every join order it puts back. KEYS: members, counter. ARGV: node,
+// channel, then (id, join seq, token hash) triples. -> {event, HGETALL}
 inline constexpr const char* reassert = R"lua(
-local maxseq = 0
+local ev = tonumber(redis.call('GET', KEYS[2]) or '0')
 for i = 3, #ARGV, 3 do
   local seq = tonumber(ARGV[i + 1])
-  if seq > maxseq then maxseq = seq end
+  if seq > ev then ev = seq end
+end
+for i = 3, #ARGV, 3 do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[1] .. '|' .. ARGV[i + 1] .. '|L|' .. ARGV[i + 2])
+    ev = ev + 1
+    redis.call('SPUBLISH', ARGV[2], 'A ' .. ev .. ' ' .. ARGV[1] .. ' ' .. ARGV[i] .. ' ' .. ARGV[i + 1])
   end
 end
-local ev = tonumber(redis.call('GET', KEYS[2]) or '0')
-if ev < maxseq then ev = maxseq end
-ev = ev + 1
 redis.call('SET', KEYS[2], ev)
-redis.call('SPUBLISH', ARGV[2], 'A ' .. ev .. ' ' .. ARGV[1] .. ' -')
 return {ev, redis.call('HGETALL', KEYS[1])}
 )lua";
 

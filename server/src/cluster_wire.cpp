@@ -67,11 +67,11 @@ std::optional<event> parse_event(std::string_view text) {
   switch (e.kind) {
     case 'J':
     case 'H':
-    case 'A':
       if (head.size() != 4) return std::nullopt;
       break;
     case 'L':
     case 'R':
+    case 'A':
       if (head.size() != 5) return std::nullopt;
       e.extra = std::string(head[4]);
       break;

@@ -12,7 +12,7 @@
 //   L <seq> <node> <id> <reason>   left for good
 //   R <seq> <node> <id> <old node> resumed onto <node>
 //   H <seq> <node> <id>            held: <node> died (reconnect grace)
-//   A <seq> <node> -               <node> put its places back (after an outage)
+//   A <seq> <node> <id> <join seq>  <node> put the place back (after an outage)
 //   M <node> <to>\n<msg>           message to one peer
 //   B <node> <from>\n<msg>         message to every other peer
 //   F <node> <id>\n<msg>           a held message, handed to the node that resumed <id>

@@ -259,6 +259,9 @@ describe('Redis outage and restart', () => {
       await alice.nextOfType('peer-joined');
       await alice.nextOfType('peer-joined');
       await bob.nextOfType('peer-joined');
+      // a room only node a has: node b knows it from Redis alone
+      const solo = uniq('solo');
+      const sam = await a.join(solo, { peer: 'sam' });
       await c.redis.kill('SIGKILL');
       const lostAt = Date.now();
       await waitFor(async () => (await a.http('/readyz')).status === 503, { timeoutMs: 5000, what: 'readyz 503' });
@@ -277,6 +280,16 @@ describe('Redis outage and restart', () => {
       const backAt = Date.now();
       await Promise.all(c.nodes.map((n) => n.ready(10000)));
       assert.ok(Date.now() - backAt < 10000);
+      // the places were put back: a newcomer on the other node sees them,
+      // and their ids are still taken
+      await waitFor(async () => {
+        const probe = await b.join(solo, { peer: `probe${Date.now()}` });
+        const ok = probe.welcome.peers.includes('sam');
+        await probe.close();
+        return ok;
+      }, { timeoutMs: 5000, what: 'sam back in Redis' });
+      const dup = await b.connect(`/rooms/${solo}?peer=sam`);
+      await expectRefused(dup, 'id-taken', 4409);
       const zed = await b.join(room, { peer: 'zed' });
       assert.deepEqual([...zed.welcome.peers].sort(), ['alice', 'amy', 'bob']);
       await waitFor(async () => {
@@ -284,6 +297,7 @@ describe('Redis outage and restart', () => {
         const m = await bob.next(300).catch(() => null);
         return m && m.type === 'ping-x';
       }, { timeoutMs: 5000, what: 'cross-node relay after the restart' });
+      void sam;
     } finally {
       await stopCluster(c);
     }

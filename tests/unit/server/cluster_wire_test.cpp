@@ -35,6 +35,12 @@ TEST_SUITE("cluster wire") {
     REQUIRE(r);
     CHECK(r->node == "n2~cd");
     CHECK(r->extra == "n1~ab");
+    auto a = wire::parse_event("A 11 n1~ab alice 3");
+    REQUIRE(a);
+    CHECK(a->kind == 'A');
+    CHECK(a->seq == 11);
+    CHECK(a->id == "alice");
+    CHECK(a->extra == "3");
     CHECK(!wire::parse_event("J x n1 alice"));
     CHECK(!wire::parse_event("J 1 n1"));
     CHECK(!wire::parse_event("Q 1 n1 a"));
