@@ -30,6 +30,7 @@ SERVER_PACKAGES=(
   libcli11-dev                  # command-line flags
   libssl-dev                    # OpenSSL (TLS, HMAC)
   libjwt-dev                    # JWT HS256 join tokens
+  libhiredis-dev                # RESP encoder/decoder for the Redis backplane
 )
 
 ensure_packages "${SERVER_PACKAGES[@]}"

@@ -42,6 +42,9 @@ PACKAGES=(
   curl                          # HTTP checks in docs and tests
   openssl                       # test certificates (wss tests)
   iproute2                      # network namespaces (TURN and browser tests)
+  redis-server                  # the backplane of the cluster tests
+  redis-tools                   # redis-cli, for the cluster tests
+  haproxy                       # load balancer in front of two nodes (cluster tests)
 )
 ensure_packages "${PACKAGES[@]}"
 

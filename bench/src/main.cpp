@@ -31,6 +31,12 @@ target options::make_target() const {
   return t;
 }
 
+target options::make_target2() const {
+  target t = make_target();
+  if (port2 != 0) t.endpoint.port(port2);
+  return t;
+}
+
 }  // namespace rendezvous::bench
 
 int main(int argc, char** argv) {
@@ -44,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--peerjs-key", opt.peerjs_key, "PeerJS key query parameter");
   app.add_option("--id-prefix", opt.id_prefix, "prefix of peer ids and room names");
   app.add_option("--server-pid", opt.server_pid, "server process: CPU time and RSS are read from /proc/PID");
+  app.add_option("--port2", opt.port2, "relay: the second peer of each pair joins this port (another node)");
+  app.add_option("--extra-pid", opt.extra_pids,
+                 "relay: processes whose CPU adds to the server's (repeatable)");
   app.add_option("--threads", opt.threads, "bench threads, one io_context each");
   app.add_option("--label", opt.label, "copied into the JSON result");
   app.add_option("-n,--connections", opt.connections, "connect: connections to open");

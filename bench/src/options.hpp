@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rendezvous::bench {
 
@@ -19,6 +20,10 @@ struct options {
   std::string peerjs_key = "peerjs";
   std::string id_prefix = "b";
   pid_t server_pid = 0;
+  // Several nodes: the second peer of each pair joins the node at port2, and
+  // the CPU of extra_pids (the other node, redis-server) adds to the server's.
+  unsigned short port2 = 0;
+  std::vector<pid_t> extra_pids;
   unsigned threads = 1;
   std::string label;
 
@@ -41,6 +46,7 @@ struct options {
   unsigned start_delay_ms = 200;  // after every peer is connected, before the first message
 
   target make_target() const;
+  target make_target2() const;  // port2, or the same as make_target()
 };
 
 // Each mode returns the JSON object printed as the final stdout line.

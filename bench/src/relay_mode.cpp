@@ -79,12 +79,13 @@ struct timeline {
 
 class relay_thread {
  public:
-  relay_thread(const options& opt, const target& t)
-      : opt_(opt), target_(t), phase_timer_(ioc), rate_timer_(ioc) {}
+  relay_thread(const options& opt, const target& t, const target& t2)
+      : opt_(opt), target_(t), target2_(t2), phase_timer_(ioc), rate_timer_(ioc) {}
 
   net::io_context ioc{1};
   const options& opt_;
   const target& target_;
+  const target& target2_;  // the second peer of each pair
   timeline times;
   bool sending = false;
   bool window_mode = true;   // false: fixed offered rate
@@ -109,7 +110,7 @@ class relay_thread {
     auto a_names = names_for(opt_.id_prefix, first_index);
     auto b_names = names_for(opt_.id_prefix, first_index + 1);
     auto a = std::make_shared<relay_peer>(*this, ioc, target_, a_names, b_names, opt_.payload);
-    auto b = std::make_shared<relay_peer>(*this, ioc, target_, b_names, a_names, opt_.payload);
+    auto b = std::make_shared<relay_peer>(*this, ioc, target2_, b_names, a_names, opt_.payload);
     a->partner = b.get();
     b->partner = a.get();
     peers_.push_back(a);
@@ -291,6 +292,7 @@ double us(double ns) { return ns / 1000.0; }
 json run_relay(const options& opt) {
   raise_nofile_limit();
   target t = opt.make_target();
+  target t2 = opt.make_target2();
   std::uint64_t peers = std::max<std::uint64_t>(2, opt.peers + (opt.peers % 2));
   unsigned threads = std::max(1u, std::min<unsigned>(opt.threads, static_cast<unsigned>(peers / 2)));
   std::uint64_t window = opt.window_given ? opt.window : (opt.rate > 0 ? 0 : opt.window);
@@ -300,7 +302,7 @@ json run_relay(const options& opt) {
   local.peers = peers;
   std::vector<std::unique_ptr<relay_thread>> workers;
   for (unsigned k = 0; k < threads; ++k) {
-    workers.push_back(std::make_unique<relay_thread>(local, t));
+    workers.push_back(std::make_unique<relay_thread>(local, t, t2));
     workers.back()->window = window;
     workers.back()->window_mode = opt.rate <= 0;
   }
@@ -366,12 +368,20 @@ json run_relay(const options& opt) {
     for (auto& w : workers) n += w->delivered_live.load(std::memory_order_relaxed);
     return n;
   };
+  auto extra_cpu = [&] {
+    double sum = 0;
+    for (auto pid : opt.extra_pids)
+      if (auto s = sample_process(pid)) sum += s->cpu_s;
+    return sum;
+  };
   auto server0 = sample_process(opt.server_pid);
+  auto extra0 = extra_cpu();
   auto self0 = self_cpu_s();
   auto sampled0 = now_ns();
   auto delivered0 = delivered_now();
   std::this_thread::sleep_until(at(times.window_end_ns));
   auto server1 = sample_process(opt.server_pid);
+  auto extra1 = extra_cpu();
   auto self1 = self_cpu_s();
   auto sampled1 = now_ns();
   auto delivered_sampled = delivered_now() - delivered0;
@@ -451,6 +461,14 @@ json run_relay(const options& opt) {
         {"cpu_util", sampled_s > 0 ? cpu / sampled_s : 0.0},
         {"cpu_us_per_msg", delivered_sampled ? cpu * 1e6 / static_cast<double>(delivered_sampled) : 0.0},
         {"rss_kib", server1->rss_kib}};
+  }
+  if (!opt.extra_pids.empty() && server0 && server1) {
+    // Several nodes: both nodes and redis-server, per delivered message.
+    double cpu = server1->cpu_s - server0->cpu_s + extra1 - extra0;
+    out["total"] = {
+        {"cpu_s", cpu},
+        {"extra_cpu_s", extra1 - extra0},
+        {"cpu_us_per_msg", delivered_sampled ? cpu * 1e6 / static_cast<double>(delivered_sampled) : 0.0}};
   }
   return out;
 }

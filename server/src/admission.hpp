@@ -12,6 +12,7 @@
 #include <rendezvous/protocol/result.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,5 +36,11 @@ struct admission {
 // Joins the registry (which delivers peer-joined to the others), or says why not.
 protocol::result<admission> admit(admission_request request, const session_settings& settings,
                                   room_registry& registry);
+
+// The same through registry.join_async: `done` runs once, on any thread
+// (for the local registry, before this returns).
+using admission_handler = std::function<void(protocol::result<admission>)>;
+void admit_async(admission_request request, const session_settings& settings, room_registry& registry,
+                 admission_handler done);
 
 }  // namespace rendezvous::server

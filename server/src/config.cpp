@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include "forwarded_for.hpp"
+#include "redis_url.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -221,6 +222,30 @@ setting text_setting(std::string name, std::string value_name, std::string help,
   return s;
 }
 
+// Free text checked by `check` (returns "" or what was expected).
+template <auto member>
+setting checked_text_setting(std::string name, std::string value_name, std::string help,
+                             std::function<std::string(std::string_view)> check, bool secret = false) {
+  static_assert(std::is_same_v<member_t<member>, std::string>);
+  setting s{std::move(name), std::move(value_name), std::move(help), setting_kind::string, secret};
+  s.set = [check = std::move(check)](config& c, std::string_view text) -> std::string {
+    if (auto err = check(text); !err.empty()) return err;
+    c.*member = std::string(text);
+    return {};
+  };
+  s.get = [](const config& c) { return c.*member; };
+  return s;
+}
+
+// Key prefixes and node ids become parts of Redis key and channel names.
+std::string check_key_part(std::string_view text) {
+  if (text.empty() || text.size() > 64 || std::any_of(text.begin(), text.end(), [](char ch) {
+        return !(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.');
+      }))
+    return "expected 1 to 64 letters, digits, '-', '_' or '.'";
+  return {};
+}
+
 bool has_scheme(std::string_view item, std::initializer_list<std::string_view> schemes) {
   auto lower = to_lower(item);
   for (auto scheme : schemes) {
@@ -397,6 +422,31 @@ std::vector<setting> make_table() {
       true));
   t.push_back(uint_setting<&c::turn_ttl_s>("turn_ttl_s", "SECONDS", "lifetime of TURN credentials", 60,
                                            366u * 24 * 3600));
+  // Several nodes
+  t.push_back(checked_text_setting<&c::redis_url>(
+      "redis_url", "URL",
+      "Redis that joins several nodes into one server: redis://[:password@]host:port[/db] or "
+      "unix:///path; empty: this node alone",
+      [](std::string_view text) -> std::string {
+        redis_endpoint ignored;
+        return text.empty() ? std::string{} : parse_redis_url(text, ignored);
+      },
+      true));
+  t.push_back(checked_text_setting<&c::redis_key_prefix>(
+      "redis_key_prefix", "PREFIX",
+      "prefix of every Redis key and channel, so deployments can share one Redis", check_key_part));
+  t.push_back(checked_text_setting<&c::node_id>(
+      "node_id", "ID", "this node's name in Redis and logs; empty: random at each start",
+      [](std::string_view text) { return text.empty() ? std::string{} : check_key_part(text); }));
+  t.push_back(uint_setting<&c::cluster_heartbeat_ms>("cluster_heartbeat_ms", "MS",
+                                                     "how often a node tells Redis it is alive", 100, 60000));
+  t.push_back(uint_setting<&c::cluster_node_ttl_ms>(
+      "cluster_node_ttl_ms", "MS",
+      "a node silent this long is dead: its peers are held for the reconnect grace (>= 2 heartbeats)", 200,
+      600000));
+  t.push_back(uint_setting<&c::resume_seal_timeout_ms>(
+      "resume_seal_timeout_ms", "MS",
+      "how long a resume on another node waits for the old node's held messages", 10, 60000));
   // Static files
   t.push_back(text_setting<&c::web_root>("web_root", "DIR",
                                          "static files for plain GETs (demo page at /, module at "
@@ -601,6 +651,10 @@ std::string finish_config(config& cfg) {
       return "auth_jwt_secret_file: " + err;
   }
   if (!cfg.turn_uris.empty() && cfg.turn_secret.empty()) return "turn_uris needs turn_secret";
+  if (cfg.cluster_node_ttl_ms < 2 * cfg.cluster_heartbeat_ms)
+    return "cluster_node_ttl_ms (" + std::to_string(cfg.cluster_node_ttl_ms) +
+           ") must be at least twice cluster_heartbeat_ms (" + std::to_string(cfg.cluster_heartbeat_ms) +
+           "): one late heartbeat would declare a live node dead";
   // A peer may send rate_limit_burst messages at once, all to one target: a
   // queue bound below that drops a fast reader as slow after one hiccup.
   if (cfg.rate_limit_per_s > 0 && static_cast<double>(cfg.outbound_max_messages) < cfg.rate_limit_burst)

@@ -79,6 +79,15 @@ struct config {
   std::string turn_secret;
   std::uint32_t turn_ttl_s = 86400;
 
+  // Several nodes: one room across server processes over Redis (off while
+  // redis_url is empty; then no Redis code runs)
+  std::string redis_url;                        // redis://[:password@]host:port[/db] or unix:///path
+  std::string redis_key_prefix = "rendezvous";  // several deployments can share one Redis
+  std::string node_id;                          // empty: random at each start
+  std::uint32_t cluster_heartbeat_ms = 1000;    // how often a node says it is alive
+  std::uint32_t cluster_node_ttl_ms = 5000;     // silent this long: the node is dead
+  std::uint32_t resume_seal_timeout_ms = 500;   // wait for the old node's held messages
+
   // Static files (browser module + demo page): builtin, off, or a directory
   std::string web_root = "builtin";
 

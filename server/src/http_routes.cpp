@@ -61,6 +61,8 @@ http_response answer_plain_request(const http_request& req, const protocol::endp
                              "at the socket budget (file descriptors)\n");
       if (state.over_capacity())
         return text_response(req, http::status::service_unavailable, "over capacity\n");
+      if (auto why = state.registry().not_ready(); !why.empty())
+        return text_response(req, http::status::service_unavailable, why + "\n");
       return text_response(req, http::status::ok, "ready\n");
     case endpoint_kind::metrics:
       state.stats().addresses_tracked.Set(static_cast<double>(state.limits().tracked()));

@@ -4,11 +4,13 @@
 // threads, wait for SIGINT/SIGTERM, then drain (readyz 503, joins refused,
 // every WebSocket closed with 1001) and exit 0 within drain_timeout_ms.
 #include "auth.hpp"
+#include "cluster_room_registry.hpp"
 #include "config.hpp"
 #include "listener.hpp"
 #include "local_room_registry.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
+#include "random_token.hpp"
 #include "server_state.hpp"
 
 #include <CLI/CLI.hpp>
@@ -134,7 +136,17 @@ int run_server(const config& cfg) {
 
   net::io_context ioc{static_cast<int>(threads)};
   metrics stats;
-  local_room_registry registry{ioc.get_executor(), registry_limits::from(cfg), stats};
+  // One node alone, or one of several over Redis: without redis_url no
+  // backplane code runs.
+  std::unique_ptr<local_room_registry> local;
+  std::unique_ptr<cluster_room_registry> cluster;
+  if (cfg.redis_url.empty()) {
+    local = std::make_unique<local_room_registry>(ioc.get_executor(), registry_limits::from(cfg), stats);
+  } else {
+    auto node_id = cfg.node_id.empty() ? "node-" + random_hex(4) : cfg.node_id;
+    cluster = std::make_unique<cluster_room_registry>(ioc, cluster_settings::from(cfg, node_id), stats);
+  }
+  room_registry& registry = local ? static_cast<room_registry&>(*local) : *cluster;
   server_state state{std::move(settings), stats, registry};
   state.sockets().set_budget(socket_budget_at_start(cfg.fd_reserve));
   stats.socket_budget.Set(static_cast<double>(state.sockets().budget()));
@@ -186,11 +198,13 @@ int run_server(const config& cfg) {
     state.begin_drain([&] {
       spdlog::info("all connections closed");
       spdlog::default_logger()->flush();
+      if (cluster) return cluster->stop([&] { net::post(ioc, [&] { ioc.stop(); }); });
       net::post(ioc, [&] { ioc.stop(); });
     });
   });
 
   sweep_limits(sweep_timer, state);
+  if (cluster) cluster->start();
   server->run();
   spdlog::info("rendezvous-server {} threads={} {}", RENDEZVOUS_VERSION, threads, describe(cfg));
   log_always(fmt::format("listening on {} ({}{})", format_endpoint(server->local_endpoint()),

@@ -55,6 +55,9 @@ class metrics {
  public:
   metrics();
 
+  // For parts that add families of their own (the backplane).
+  prometheus::Registry& prometheus_registry() noexcept { return *registry_; }
+
   // Prometheus text exposition of everything.
   std::string serialize();
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,12 +87,22 @@ constexpr protocol::leave_reason wire_reason(leave_kind k) noexcept {
 
 enum class deliver_status { delivered, held, not_found };
 
+using join_handler = std::function<void(protocol::result<join_granted>)>;
+
 class room_registry {
  public:
   virtual ~room_registry() = default;
 
   // Admits a peer; failures carry id-taken, room-full or unavailable.
   virtual protocol::result<join_granted> join(join_request request) = 0;
+
+  // The same, for a registry that has to ask elsewhere (the cluster asks
+  // Redis): `done` runs once, on any thread, maybe before this returns. The
+  // local registry answers at once.
+  virtual void join_async(join_request request, join_handler done) { done(join(std::move(request))); }
+
+  // Why the registry cannot admit peers now ("" when it can): /readyz.
+  virtual std::string not_ready() const { return {}; }
 
   // Ends a membership. For `dropped`, `unsent` (messages the connection had
   // queued but not written) is kept in order for a resume.

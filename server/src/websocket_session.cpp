@@ -7,6 +7,7 @@
 #include <rendezvous/protocol/names.hpp>
 #include <rendezvous/protocol/server_messages.hpp>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -109,29 +110,49 @@ void websocket_session<Stream>::run(beast::http::request<beast::http::string_bod
   ws_.read_message_max(s.max_message_bytes);
   ws_.auto_fragment(false);
   ws_.next_layer().set_limits(s.outbound_max_messages, s.outbound_max_bytes);
-  admit(req);
-  ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+  request_ = std::move(req);
+  admit();
 }
 
 template <class Stream>
-void websocket_session<Stream>::admit(const beast::http::request<beast::http::string_body>& req) {
+void websocket_session<Stream>::admit() {
   // Before the 101 goes out, so that a peer that sees its WebSocket open is
   // already reachable (lobby peers get no welcome to wait for). A refusal is
-  // only recorded here and sent after the upgrade.
+  // only recorded here and sent after the upgrade. The registry may answer
+  // later (the cluster asks Redis); the socket waits unread meanwhile.
   // The join rate of the client's address first: the cheapest refusal, and
   // the one a flood of joins meets.
   if (auto joined = state_.limits().try_join(tickets_.key, steady_now_us()); !joined.ok) {
     state_.note_refusal(refusal_reason::join_rate, joined.log);
     quiet_refusal_ = true;
-    return refuse({error_code::rate_limited, "too many joins from this address: retry later"});
+    refuse({error_code::rate_limited, "too many joins from this address: retry later"});
+    return accept();
   }
-  if (!membership_.take_slot()) return refuse({error_code::unavailable, "server is at its connection limit"});
-  if (state_.draining()) return refuse({error_code::unavailable, "server is shutting down"});
-  auto admitted =
-      server::admit({target_, std::string(req[beast::http::field::origin]),
-                     std::string(req[beast::http::field::authorization]), this->weak_from_this(), unix_now()},
-                    state_.settings(), state_.registry());
-  if (!admitted) return refuse(admitted.error());
+  if (!membership_.take_slot()) {
+    refuse({error_code::unavailable, "server is at its connection limit"});
+    return accept();
+  }
+  if (state_.draining()) {
+    refuse({error_code::unavailable, "server is shutting down"});
+    return accept();
+  }
+  server::admit_async(
+      {target_, std::string(request_[beast::http::field::origin]),
+       std::string(request_[beast::http::field::authorization]), this->weak_from_this(), unix_now()},
+      state_.settings(), state_.registry(),
+      [self = this->shared_from_this()](protocol::result<admission> admitted) {
+        net::dispatch(self->ws_.get_executor(), [self, admitted = std::move(admitted)]() mutable {
+          self->admitted(std::move(admitted));
+        });
+      });
+}
+
+template <class Stream>
+void websocket_session<Stream>::admitted(protocol::result<admission> admitted) {
+  if (!admitted) {
+    refuse(admitted.error());
+    return accept();
+  }
   membership_.enter(admitted->self);
   const auto& self = admitted->self;
   log_peer_event(spdlog::level::info, "join",
@@ -142,11 +163,19 @@ void websocket_session<Stream>::admit(const beast::http::request<beast::http::st
   // Queued behind the 101. Deliveries from other threads are posted to this
   // strand, so they can only come after.
   for (auto& msg : admitted->first) send(std::move(msg));
+  accept();
+}
+
+template <class Stream>
+void websocket_session<Stream>::accept() {
+  ws_.async_accept(request_,
+                   beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
 }
 
 template <class Stream>
 void websocket_session<Stream>::on_accept(beast::error_code ec) {
   tickets_.handshake.release();  // upgraded (or failed): no longer a handshake of its address
+  request_ = {};                 // not needed past the upgrade
   if (ec) {
     spdlog::debug("websocket handshake failed remote={} error={}", client_.remote, ec.message());
     phase_ = phase::closed;

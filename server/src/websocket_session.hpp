@@ -23,6 +23,7 @@
 // (the socket's executor). Other threads reach the session only through
 // deliver(), replaced() and shutdown(), which post to that strand. The
 // session is owned by the shared_from_this() its pending handlers hold.
+#include "admission.hpp"
 #include "logging.hpp"
 #include "membership.hpp"
 #include "outbound_stream.hpp"
@@ -79,7 +80,9 @@ class websocket_session final : public session_base,
   enum class phase { upgrading, open, closing, closed };
 
   // Upgrading
-  void admit(const boost::beast::http::request<boost::beast::http::string_body>& req);
+  void admit();
+  void admitted(protocol::result<admission> admitted);
+  void accept();
   void on_accept(boost::beast::error_code ec);
 
   // Open: the read loop and what a frame does
@@ -115,6 +118,7 @@ class websocket_session final : public session_base,
   membership membership_;
   client_address client_;
   protocol::endpoint target_;
+  boost::beast::http::request<boost::beast::http::string_body> request_;  // until the upgrade is done
   // Upgrading: what to do once the handshake is done instead of opening
   // (a refusal to send, or a close requested meanwhile).
   std::optional<protocol::failure> refusal_;
