@@ -224,11 +224,17 @@ describe('node loss', () => {
     await dead.lobby(lobbyId);
     const killedAt = Date.now();
     await dead.kill('SIGKILL');
+    // restarted at once with the same node id: a new incarnation, which
+    // must neither keep bob's place alive nor take it over
+    const again = new Node(c.redis, dead.name, ['--reconnect-grace-ms', '1500']);
+    await again.start();
+    await again.ready();
+    c.nodes.push(again);
     // carol comes back on b within the grace: nobody sees her leave
-    await waitFor(async () => {
-      const m = await a.metrics();
-      return m.sum('rendezvous_backplane_nodes_alive') === 2;
-    }, { timeoutMs: 5000, what: 'the dead node noticed' });
+    // the old incarnation leaves the node list once a survivor reaps it
+    await waitFor(() => (c.redis.cli('ZRANGE', 'rendezvous:nodes', '0', '-1') ?? '')
+      .split('\n').filter((n) => n.startsWith(`${dead.name}~`)).length === 1,
+    { timeoutMs: 5000, what: 'the dead incarnation reaped' });
     const back = await b.join(room, { peer: 'carol', resume: carol.welcome.resume });
     assert.equal(back.welcome.resumed, true);
     const left = await alice.next(5000);
@@ -241,7 +247,7 @@ describe('node loss', () => {
     await l.expectQuiet(300);
     assert.equal(l.closeInfo, null);
     // bob's id is free too
-    const bob2 = await b.join(room, { peer: 'bob' });
+    const bob2 = await again.join(room, { peer: 'bob' });
     assert.deepEqual(bob2.welcome.peers, ['alice', 'carol']);
     void bob;
   });
