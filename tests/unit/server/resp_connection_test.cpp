@@ -111,15 +111,17 @@ TEST_SUITE("resp_connection") {
     std::vector<std::string> order, pushes;
     conn->set_push_handler(
         [&](const redisReply& r) { pushes.emplace_back(r.element[2]->str, r.element[2]->len); });
-    CHECK(conn->command({"GET", "first"}, [&](const redisReply* r) { order.emplace_back(reply_text(r)); }));
+    // Each handler tags what it got, so a reply given to the wrong caller shows.
+    CHECK(conn->command({"GET", "first"},
+                        [&](const redisReply* r) { order.push_back("GET:" + std::string(reply_text(r))); }));
     CHECK(conn->command({"INCR", "second"}, [&](const redisReply* r) {
       REQUIRE(r);
-      CHECK(r->type == REDIS_REPLY_INTEGER);
-      order.push_back(std::to_string(r->integer));
+      order.push_back("INCR:" + (r->type == REDIS_REPLY_INTEGER ? std::to_string(r->integer) : "?"));
     }));
-    CHECK(conn->command({"ECHO", "third"}, [&](const redisReply* r) { order.emplace_back(reply_text(r)); }));
+    CHECK(conn->command({"ECHO", "third"},
+                        [&](const redisReply* r) { order.push_back("ECHO:" + std::string(reply_text(r))); }));
     run_until(ioc, [&] { return order.size() == 3; });
-    CHECK(order == std::vector<std::string>{"one", "2", "three"});
+    CHECK(order == std::vector<std::string>{"GET:one", "INCR:2", "ECHO:three"});
     CHECK(pushes == std::vector<std::string>{"push"});
     CHECK(conn->up());
     conn->close();
