@@ -95,10 +95,6 @@ struct cluster_room_registry::room_copy {
   }
 };
 
-struct cluster_event_view {
-  const wire::event& e;
-};
-
 cluster_settings cluster_settings::from(const config& cfg, std::string node_id) {
   cluster_settings s;
   parse_redis_url(cfg.redis_url, s.redis);
@@ -694,7 +690,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
     if (e.node == incarnation_ && (e.kind == 'J' || e.kind == 'R'))
       for (auto& p : room.pending)
         if (p->id == e.id) p->event_seen = true;
-    apply_event_locked(room, cluster_event_view{e}, out);
+    apply_event_locked(room, e, out);
     try_complete_locked(room, out);
     return;
   }
@@ -743,8 +739,7 @@ void cluster_room_registry::on_room_event(room_copy& room, std::string_view text
   }
 }
 
-void cluster_room_registry::apply_event_locked(room_copy& room, const cluster_event_view& view, outbox& out) {
-  const auto& e = view.e;
+void cluster_room_registry::apply_event_locked(room_copy& room, const wire::event& e, outbox& out) {
   if (e.node == incarnation_ && e.kind != 'H') return;  // this node applied its own change already
   switch (e.kind) {
     case 'J':
@@ -871,7 +866,7 @@ void cluster_room_registry::leave(const peer_ref& self, leave_kind kind, std::de
     } else if (kind == leave_kind::dropped && settings_.reconnect_grace.count() > 0 && !closed_.load()) {
       m.held = true;
       m.link.reset();
-      for (auto& msg : unsent) m.held_messages.push(msg);
+      for (auto& msg : unsent) hold_locked(m, msg);
       start_timer = true;
     } else {
       if (auto n = m.held_messages.size())
@@ -989,18 +984,13 @@ deliver_status cluster_room_registry::deliver(const peer_ref& from, std::string_
         return deliver_status::delivered;
       }
       if (m.held) {
-        if (auto dropped = m.held_messages.push(std::move(msg)).dropped)
-          metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+        hold_locked(m, std::move(msg));
         return deliver_status::held;
       }
       link = m.link;
     }
   }
-  if (auto l = link.lock()) {
-    l->deliver(std::move(msg));
-  } else {
-    metrics_.dropped(drop_reason::closed).Increment();
-  }
+  registry_detail::hand_to(link, std::move(msg), metrics_);
   return deliver_status::delivered;
 }
 
@@ -1051,10 +1041,14 @@ void cluster_room_registry::hold_late(const peer_ref& self, shared_message msg) 
 
 // ---- plumbing ----
 
+void cluster_room_registry::hold_locked(member& m, shared_message msg) {
+  if (auto dropped = m.held_messages.push(std::move(msg)).dropped)
+    metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+}
+
 void cluster_room_registry::enqueue_locked(member& m, const shared_message& msg, outbox& out) {
   if (m.held) {
-    if (auto dropped = m.held_messages.push(msg).dropped)
-      metrics_.dropped(drop_reason::held_overflow).Increment(static_cast<double>(dropped));
+    hold_locked(m, msg);
   } else {
     out.emplace_back(m.link, msg);
   }
@@ -1073,10 +1067,7 @@ void cluster_room_registry::send_all(outbox& out) {
       if (auto link = weak.lock()) link->replaced();
       continue;
     }
-    if (auto link = weak.lock())
-      link->deliver(std::move(msg));
-    else
-      metrics_.dropped(drop_reason::closed).Increment();
+    registry_detail::hand_to(weak, std::move(msg), metrics_);
   }
   out.clear();
 }

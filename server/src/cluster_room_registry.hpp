@@ -24,6 +24,7 @@
 // Threading: the Redis connections, timers and event handling run on one
 // strand; the room copies are guarded by one mutex, taken by session
 // strands for local deliveries. Deliveries to sessions happen outside it.
+#include "cluster_wire.hpp"
 #include "config.hpp"
 #include "local_room_registry.hpp"  // registry_detail::name_map
 #include "metrics.hpp"
@@ -96,7 +97,9 @@ class cluster_room_registry final : public room_registry {
     std::weak_ptr<peer_link> link;
     std::uint64_t epoch = 0;
   };
-  using outbox = std::vector<std::pair<std::weak_ptr<peer_link>, shared_message>>;
+  // What to hand to sessions once the lock is released; a null message means
+  // "replaced": close that connection (4409).
+  using outbox = registry_detail::outbox;
 
   // Connection life (strand)
   void connect();
@@ -118,7 +121,7 @@ class cluster_room_registry final : public room_registry {
   // Events (strand)
   void on_push(const redisReply& r);
   void on_room_event(room_copy& room, std::string_view text, outbox& out);
-  void apply_event_locked(room_copy& room, const struct cluster_event_view& e, outbox& out);
+  void apply_event_locked(room_copy& room, const cluster_wire::event& e, outbox& out);
   void on_lobby_event(std::string_view text, outbox& out);
   void apply_snapshot_locked(room_copy& room, const redisReply* all, std::uint64_t seq);
 
@@ -132,6 +135,8 @@ class cluster_room_registry final : public room_registry {
   void publish_locked(std::string channel, std::string payload);
   void flush_publishes();
   void notify_locals_locked(room_copy& room, const shared_message& msg, std::string_view except, outbox& out);
+  // Appends to a held member's queue, counting what the bound pushes out.
+  void hold_locked(member& m, shared_message msg);
   void enqueue_locked(member& m, const shared_message& msg, outbox& out);
   void send_all(outbox& out);
   void count_drop(std::string_view reason, double n = 1);
